@@ -1,0 +1,42 @@
+# Two commands set up a fresh machine: `make run` (the bot, or the console chat without a token) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SHARED ?= ../shared
+DATA   ?= $(SHARED)/data
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: run install test lint unit bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch==2.13.0 first: here it is a local CPU wheel; any other version would pull gigabytes of CUDA.
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	@if [ -d $(SHARED)/articles ]; then \
+	  $(BIN)/articlebot add --if-empty $$(find $(SHARED)/articles -type f ! -name README.md | sort); fi
+	@if [ -n "$$TELEGRAM_BOT_TOKEN" ]; then exec $(BIN)/articlebot serve; else exec $(BIN)/articlebot chat; fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q
+
+test: lint unit
+
+bench: install
+	$(BIN)/python -m scripts.bench --data $(DATA)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

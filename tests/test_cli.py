@@ -1,0 +1,170 @@
+"""The CLI contract a user sees: output, JSON shapes, exit codes (0 ok, 1 user error, 2 usage)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.conftest import ROOT, SAMPLE_QUOTE
+
+QUESTION = "How many civilians reportedly died?"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def run(capsys: pytest.CaptureFixture[str], data_dir: Path, *argv: str) -> tuple[int, str, str]:
+    code = main(["--data-dir", str(data_dir), *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_add_ask_list_remove(capsys: pytest.CaptureFixture[str], data_dir: Path, sample_path: Path) -> None:
+    code, out, _ = run(capsys, data_dir, "add", str(sample_path))
+    assert code == 0
+    assert out.startswith("added      #1  Russia, US to Hold Talks on Coordinating Airstrikes in Syria")
+
+    code, out, _ = run(capsys, data_dir, "ask", QUESTION, "--json")
+    assert code == 0
+    reply = json.loads(out)
+    assert set(reply) >= {"question", "answer", "abstained", "citations", "timings_ms"}
+    assert reply["abstained"] is False
+    assert reply["answer"].startswith("36 civilians")
+    first = reply["citations"][0]
+    assert set(first) >= {"n", "article_id", "title", "url", "quote", "score"}
+    assert first["n"] == 1 and first["article_id"] == 1
+    assert first["quote"] == SAMPLE_QUOTE
+    text = sample_path.read_text(encoding="utf-8")
+    assert all(c["quote"] in text for c in reply["citations"])
+
+    code, out, _ = run(capsys, data_dir, "ask", "What is the capital of Australia?", "--json")
+    reply = json.loads(out)
+    assert code == 0 and reply["abstained"] is True and reply["citations"] == []
+
+    code, out, _ = run(capsys, data_dir, "list", "--json")
+    listed = json.loads(out)
+    assert [a["id"] for a in listed] == [1] and listed[0]["passages"] >= 1
+
+    code, out, _ = run(capsys, data_dir, "remove", "1")
+    assert code == 0 and out.startswith("removed    #1")
+    code, out, _ = run(capsys, data_dir, "list", "--json")
+    assert json.loads(out) == []
+    code, out, _ = run(capsys, data_dir, "ask", QUESTION, "--json")
+    assert json.loads(out)["abstained"] is True
+
+
+def test_text_answer_layout(capsys: pytest.CaptureFixture[str], data_dir: Path, sample_path: Path) -> None:
+    run(capsys, data_dir, "add", str(sample_path))
+    code, out, _ = run(capsys, data_dir, "ask", QUESTION)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("36 civilians") and "[1]" in lines[0]
+    assert lines[1].startswith("[1] \u201c" + SAMPLE_QUOTE[:40])
+    assert "Russia, US to Hold Talks" in out
+
+
+def test_duplicates_are_reported_not_stored(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, sample_path: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy.txt"
+    # Same article, different spacing: the normalised content hash catches it.
+    copy.write_text(sample_path.read_text(encoding="utf-8").replace(". ", ".  "), encoding="utf-8")
+    code, out, _ = run(capsys, data_dir, "add", str(sample_path), str(copy))
+    assert code == 0
+    assert out.splitlines()[1].startswith("duplicate  #1")
+    code, out, _ = run(capsys, data_dir, "add", str(sample_path))
+    assert code == 0 and out.startswith("duplicate  #1")
+    run(capsys, data_dir, "list", "--json")
+    code, out, _ = run(capsys, data_dir, "list", "--json")
+    assert len(json.loads(out)) == 1
+
+
+def test_bad_items_fail_alone(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, sample_path: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("   \n\n", encoding="utf-8")
+    binary = tmp_path / "blob.txt"
+    binary.write_bytes(b"\x00\x01\x02\xff" * 100)
+    code, out, err = run(
+        capsys, data_dir, "add", str(tmp_path / "missing.txt"), str(empty), str(binary), str(sample_path)
+    )
+    assert code == 1
+    assert "added      #1" in out
+    errors = err.strip().splitlines()
+    assert len(errors) == 3
+    assert "missing.txt" in errors[0] and "empty.txt" in errors[1] and "blob.txt" in errors[2]
+    code, out, _ = run(capsys, data_dir, "list", "--json")
+    assert len(json.loads(out)) == 1
+
+
+@pytest.mark.parametrize(
+    ("question", "reason"), [("   ", "empty"), ("x" * 1001, "1001 characters")]
+)
+def test_bad_questions_refused(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, question: str, reason: str
+) -> None:
+    code, out, err = run(capsys, data_dir, "ask", question)
+    assert code == 1 and out == ""
+    assert reason in err
+
+
+def test_remove_unknown_and_usage(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    code, _, err = run(capsys, data_dir, "remove", "42")
+    assert code == 1 and "42" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["--data-dir", str(data_dir), "remove", "not-a-number"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_ask_batch_from_stdin(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, sample_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(capsys, data_dir, "add", str(sample_path))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{QUESTION}\nWhat is the capital of Australia?\n"))
+    code, out, _ = run(capsys, data_dir, "ask", "-", "--json")
+    assert code == 0
+    replies = [json.loads(line) for line in out.splitlines()]
+    assert [r["abstained"] for r in replies] == [False, True]
+    assert replies[0]["question"] == QUESTION
+
+
+def test_bad_config_names_the_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("index:\n  chunk_wrds: 100\nanswer:\n  top_k: -1\n", encoding="utf-8")
+    code = main(["--config", str(cfg), "list"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "index.chunk_wrds: unknown key" in err
+    assert "answer.top_k" in err
+
+
+def test_console_script_end_to_end(tmp_path: Path, sample_path: Path) -> None:
+    """The installed `articlebot` command, as a new user runs it, with a fresh data dir."""
+    exe = Path(sys.executable).parent / "articlebot"
+    if not exe.exists():
+        pytest.skip("articlebot console script not installed (pip install -e .)")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    data = str(tmp_path / "d")
+    add = subprocess.run([exe, "--data-dir", data, "add", str(sample_path)], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=300)
+    assert add.returncode == 0, add.stderr
+    ask = subprocess.run([exe, "--data-dir", data, "ask", QUESTION, "--json"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=300)
+    assert ask.returncode == 0, ask.stderr
+    assert json.loads(ask.stdout)["answer"].startswith("36 civilians")
+    chat = subprocess.run([exe, "--data-dir", data, "chat"], input=f"{QUESTION}\n/quit\n", capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=300)
+    assert chat.returncode == 0 and "36 civilians" in chat.stdout and SAMPLE_QUOTE[:30] in chat.stdout
