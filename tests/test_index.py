@@ -1,0 +1,387 @@
+"""Embedding, the dense index, FTS queries and retrieval, on the real packaged model and real FAISS/SQLite."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from corpus.models import Document
+from corpus.store import Store
+from engine.config import IndexSettings
+from engine.errors import UserError
+from index.chunking import chunk_text
+from index.dense import DenseIndex, DenseIndexError
+from index.embedder import Embedder
+from index.lexical import fts_query
+from index.retriever import Retriever, rrf_fuse
+
+MODEL = "packaged:all-MiniLM-L6-v2"
+
+
+# `embedder`: the session-scoped packaged MiniLM from tests/conftest.py (loaded once for the whole run).
+
+
+# ---- embedder ------------------------------------------------------------------------------------
+
+
+def test_embedder_loads_packaged_model_offline(embedder: Embedder) -> None:
+    assert embedder.name == MODEL
+    assert embedder.dim == 384
+    vecs = embedder.encode(["The volcano erupted.", "Farmers harvested maize.", ""])
+    assert vecs.shape == (3, 384) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    q = embedder.encode_query("When did the eruption happen?")
+    assert q.shape == (384,)
+    assert float(q @ vecs[0]) > float(q @ vecs[1])  # meaning, not noise
+    assert embedder.encode([]).shape == (0, 384)
+    assert embedder.max_tokens == 256
+    assert embedder.count_tokens("hello world") == 4  # [CLS] hello world [SEP]
+
+
+def test_embedder_is_thread_safe(embedder: Embedder) -> None:
+    texts = [f"Sentence number {i} about topic {i % 3}." for i in range(12)]
+    expected = embedder.encode(texts)
+    results: dict[int, np.ndarray] = {}
+
+    def work(i: int) -> None:
+        results[i] = embedder.encode(texts)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(results) == 3
+    for r in results.values():
+        np.testing.assert_allclose(r, expected, atol=1e-5)
+
+
+def test_unavailable_model_is_a_clear_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="could not be loaded offline") as err:
+        Embedder("no-such-org/no-such-model-xyz")
+    assert "no-such-org/no-such-model-xyz" in str(err.value) and "packaged:all-MiniLM-L6-v2" in str(err.value)
+    with pytest.raises(UserError, match="Unknown packaged model"):
+        Embedder("packaged:gpt-17")
+    with pytest.raises(UserError, match="Unknown embedding backend"):
+        Embedder(MODEL, backend="tpu")
+    with pytest.raises(UserError, match="could not be loaded offline"):
+        Embedder(str(tmp_path))  # an empty folder is not a model
+
+
+def test_onnx_backend_without_onnxruntime_says_what_to_install(tmp_path: Path) -> None:
+    try:
+        import onnxruntime  # noqa: F401
+        import optimum  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match=r"articlebot\[onnx\]"):
+            Embedder(MODEL, backend="onnx-int8", cache_dir=tmp_path)
+    else:
+        pytest.skip("onnx extra installed")
+
+
+# ---- dense index ---------------------------------------------------------------------------------
+
+
+def _unit(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_dense_add_search_remove() -> None:
+    vecs = _unit(20)
+    ids = np.arange(100, 120, dtype=np.int64)
+    idx = DenseIndex(16)
+    idx.add(ids, vecs)
+    assert len(idx) == 20
+    top = idx.search(vecs[7], 3)
+    assert top[0][0] == 107 and top[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert [s for _, s in top] == sorted((s for _, s in top), reverse=True)
+    assert idx.remove(np.array([107, 999])) == 1
+    assert 107 not in [i for i, _ in idx.search(vecs[7], 20)]
+    assert len(idx.search(vecs[0], 100)) == 19  # k larger than the index: all of it, no -1 ids
+    # Adding an id again replaces it instead of duplicating it.
+    idx.add(np.array([100]), vecs[5:6])
+    assert len(idx) == 19
+    assert idx.search(vecs[5], 2)[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert list(idx.ids()) == sorted(set(range(100, 120)) - {107})
+    with pytest.raises(ValueError):
+        idx.add(np.array([1]), np.ones((1, 8), np.float32))
+    assert DenseIndex(16).search(vecs[0], 5) == []
+
+
+def test_dense_save_load_round_trip_atomic(tmp_path: Path) -> None:
+    vecs = _unit(50)
+    idx = DenseIndex(16)
+    idx.add(np.arange(1, 51), vecs)
+    path = tmp_path / "dense.faiss"
+    idx.save(path, {"model": MODEL, "generation": 7})
+    idx.remove(np.array([3]))
+    idx.save(path, {"model": MODEL, "generation": 8})  # overwrite in place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dense.faiss", "dense.json"]  # no temp files left
+    loaded, manifest = DenseIndex.load(path)
+    assert manifest["generation"] == 8 and manifest["count"] == 49 and manifest["dim"] == 16
+    assert manifest["model"] == MODEL
+    assert list(loaded.ids()) == list(idx.ids())
+    assert loaded.search(vecs[9], 1) == idx.search(vecs[9], 1)
+
+
+def test_dense_save_failure_leaves_no_temp_file_and_old_index(tmp_path: Path) -> None:
+    idx = DenseIndex(16)
+    idx.add(np.arange(1, 4), _unit(3))
+    path = tmp_path / "dense.faiss"
+    idx.save(path, {"generation": 1})
+    idx.add(np.array([9]), _unit(1, seed=5))
+    with pytest.raises(TypeError):
+        idx.save(path, {"generation": object()})  # manifest not JSON: fails after the index was written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dense.faiss", "dense.json"]
+    # The index file moved on but the manifest did not: load refuses instead of serving a mismatch.
+    with pytest.raises(DenseIndexError, match="does not match its manifest"):
+        DenseIndex.load(path)
+
+
+def test_dense_missing_or_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "dense.faiss"
+    with pytest.raises(DenseIndexError, match="missing"):
+        DenseIndex.load(path)
+    idx = DenseIndex(16)
+    idx.add(np.arange(1, 11), _unit(10))
+    idx.save(path, {})
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DenseIndexError, match="corrupt"):
+        DenseIndex.load(path)
+    path.write_bytes(b"garbage")  # even with a matching checksum, not a FAISS index
+    manifest = path.with_suffix(".json")
+    m = json.loads(manifest.read_text())
+    m["index_sha256"] = hashlib.sha256(b"garbage").hexdigest()
+    manifest.write_text(json.dumps(m))
+    with pytest.raises(DenseIndexError, match="corrupt"):
+        DenseIndex.load(path)
+    manifest.write_text("{not json")
+    with pytest.raises(DenseIndexError, match="unreadable"):
+        DenseIndex.load(path)
+
+
+def test_dense_concurrent_search_and_update() -> None:
+    idx = DenseIndex(16)
+    vecs = _unit(200)
+    idx.add(np.arange(200), vecs)
+    errors: list[BaseException] = []
+
+    def searcher() -> None:
+        try:
+            for i in range(200):
+                res = idx.search(vecs[i % 50], 5)
+                assert all(0 <= cid < 400 for cid, _ in res)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def writer() -> None:
+        try:
+            for i in range(100):
+                idx.remove(np.array([100 + i]))
+                idx.add(np.array([300 + i]), vecs[100 + i : 101 + i])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)] + [threading.Thread(target=writer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    assert len(idx) == 200 and idx.ids().max() == 399
+
+
+# ---- lexical -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fts() -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    conn.execute("CREATE VIRTUAL TABLE t USING fts5(text, tokenize='porter unicode61')")
+    conn.executemany(
+        "INSERT INTO t(text) VALUES (?)",
+        [("The volcano erupted in January.",), ("Obama's speech on NEAR-term goals (and more)",)],
+    )
+    yield conn
+    conn.close()
+
+
+def test_fts_query_keeps_informative_words() -> None:
+    assert fts_query("When did the volcano erupt?") == '"volcano" OR "erupt"'
+    assert fts_query("What is it?") == ""
+    assert fts_query("") == ""
+    assert fts_query('"NEAR(a b)" AND * OR -x:y') == '"near" OR "b" OR "x" OR "y"'
+
+
+def test_fts_query_matches_stemmed_and_possessive_words(fts: sqlite3.Connection) -> None:
+    rows = fts.execute(
+        "SELECT text FROM t WHERE t MATCH ?", (fts_query("eruptions of volcanoes"),)
+    ).fetchall()
+    assert rows == [("The volcano erupted in January.",)]
+    rows = fts.execute(
+        "SELECT text FROM t WHERE t MATCH ?", (fts_query("Obama’s near-term goals"),)
+    ).fetchall()
+    assert len(rows) == 1 and "Obama" in rows[0][0]
+
+
+_HOSTILE = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list("\"'*^:()-+NEARORANDNOT{}[]\\,.;~`@#$%&/ \t\n")),
+        st.characters(codec="utf-8"),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(question=st.one_of(_HOSTILE, st.text(max_size=80)))
+def test_fts_query_never_breaks_fts(fts: sqlite3.Connection, question: str) -> None:
+    q = fts_query(question)
+    if q:
+        fts.execute("SELECT rowid FROM t WHERE t MATCH ?", (q,)).fetchall()  # must not raise
+
+
+# ---- retriever -----------------------------------------------------------------------------------
+
+ARTICLES = {
+    "Volcano": (
+        "The Hunga Tonga volcano erupted violently in January 2022. Its plume reached 57 kilometres into the "
+        "sky, higher than any eruption on record. Scientists said the blast was heard in Alaska. Ash fell on "
+        "the islands of Tonga for days. A tsunami reached the coasts of Japan and Peru."
+    ),
+    "Harvest": (
+        "Farmers in Kenya reported a record maize harvest this year. Heavy rainfall in the spring helped the "
+        "crops. Prices at local markets fell by a third as grain flooded in. Exporters expect strong demand "
+        "from Uganda and Tanzania. The agriculture ministry plans to expand storage silos."
+    ),
+    "Launch": (
+        "The European Space Agency launched a new weather satellite from French Guiana on Tuesday. The "
+        "satellite will monitor storms over the Atlantic. It was carried by an Ariane 6 rocket. Engineers "
+        "confirmed the solar panels deployed correctly. The mission is planned to last ten years."
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+) -> Iterator[tuple[Store, DenseIndex]]:
+    store = Store(tmp_path_factory.mktemp("retr") / "articles.db")
+    dense = DenseIndex(embedder.dim)
+    for title, text in ARTICLES.items():
+        chunks = chunk_text(0, text, chunk_words=20, overlap_sentences=0)
+        vecs = embedder.encode([c.text for c in chunks])
+        art = store.add_article(Document(text=text, title=title, source="test"), title, "t", chunks, vecs)
+        stored = store.article_chunks(art.id)
+        dense.add(np.array([c.id for c in stored]), vecs)
+    yield store, dense
+    store.close()
+
+
+def _retriever(corpus: tuple[Store, DenseIndex], embedder: Embedder, **kw: object) -> Retriever:
+    store, dense = corpus
+    return Retriever(store, embedder, dense, IndexSettings(**kw))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("How high did the volcano plume reach?", "57 kilometres"),
+        ("Which rocket carried the weather satellite?", "Ariane 6"),
+        ("Why did maize prices fall at the markets?", "fell by a third"),
+    ],
+)
+def test_retriever_finds_the_passage(
+    corpus: tuple[Store, DenseIndex], embedder: Embedder, mode: str, question: str, expected: str
+) -> None:
+    hits = _retriever(corpus, embedder).search(question, 3, mode=mode)
+    assert hits and expected in hits[0].chunk.text, [h.chunk.text for h in hits]
+    assert len(hits) <= 3
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    top = hits[0]
+    if mode == "bm25":
+        assert top.bm25_rank == 1 and top.dense_rank is None and top.score == top.bm25_score
+    elif mode == "dense":
+        assert top.dense_rank == 1 and top.bm25_rank is None and top.score == top.dense_score
+    else:
+        assert top.bm25_rank is not None and top.dense_rank is not None
+        assert top.score == pytest.approx(1 / (60 + top.bm25_rank) + 1 / (60 + top.dense_rank))
+
+
+def test_dense_finds_a_paraphrase_bm25_cannot(corpus: tuple[Store, DenseIndex], embedder: Embedder) -> None:
+    question = "Which nation had a bumper corn yield?"  # no word in common with the passage
+    r = _retriever(corpus, embedder)
+    assert r.search(question, 3, mode="bm25") == []
+    dense = r.search(question, 1, mode="dense")
+    assert "record maize harvest" in dense[0].chunk.text
+    assert "record maize harvest" in r.search(question, 1, mode="hybrid")[0].chunk.text
+
+
+def test_search_with_vector_reuses_the_query_embedding(
+    corpus: tuple[Store, DenseIndex], embedder: Embedder
+) -> None:
+    r = _retriever(corpus, embedder)
+    q = "Where was the satellite launched from?"
+    qvec = embedder.encode_query(q)
+    assert r.search_with_vector(q, qvec, 4) == r.search(q, 4)
+    assert r.search_with_vector(q, None, 4, mode="bm25") == r.search(q, 4, mode="bm25")
+    with pytest.raises(ValueError, match="query vector"):
+        r.search_with_vector(q, None, 4, mode="dense")
+    with pytest.raises(ValueError, match="unknown retrieval mode"):
+        r.search(q, 4, mode="magic")
+    assert r.search(q, 0) == []
+
+
+def test_weights_and_settings_mode(corpus: tuple[Store, DenseIndex], embedder: Embedder) -> None:
+    q = "How high did the volcano plume reach?"
+    only_bm25 = _retriever(corpus, embedder, dense_weight=0.0).search(q, 3)
+    assert all(h.dense_rank is None for h in only_bm25)
+    assert [h.chunk.id for h in only_bm25] == [
+        h.chunk.id for h in _retriever(corpus, embedder).search(q, 3, mode="bm25")
+    ]
+    default_dense = _retriever(corpus, embedder, mode="dense").search(q, 2)
+    assert all(h.bm25_rank is None and h.dense_rank is not None for h in default_dense)
+
+
+def test_set_dense_swaps_index_and_stale_ids_are_skipped(
+    corpus: tuple[Store, DenseIndex], embedder: Embedder
+) -> None:
+    store, _ = corpus
+    r = _retriever(corpus, embedder)
+    q = "Which rocket carried the weather satellite?"
+    r.set_dense(DenseIndex(embedder.dim))
+    assert r.search(q, 3, mode="dense") == []
+    hybrid = r.search(q, 3)  # still answered lexically
+    assert hybrid and "Ariane 6" in hybrid[0].chunk.text
+    # A dense index holding an id the store no longer has (removed by another process) is harmless.
+    stale = DenseIndex(embedder.dim)
+    ids, vecs = store.all_vectors()
+    stale.add(ids, vecs)
+    stale.add(np.array([10_000]), embedder.encode([q]))  # the best match, but no such chunk
+    r.set_dense(stale)
+    hits = r.search(q, 2, mode="dense")
+    assert len(hits) == 2 and all(h.chunk.id != 10_000 for h in hits)
+    with pytest.raises(ValueError, match="dim"):
+        r.set_dense(DenseIndex(8))
+    assert r.dense is stale
+
+
+def test_rrf_fusion_order() -> None:
+    fused = rrf_fuse([(1, 9.0), (2, 5.0)], [(2, 0.9), (3, 0.8)], rrf_k=60)
+    assert [cid for cid, _ in fused] == [2, 1, 3]
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+    weighted = rrf_fuse([(1, 9.0)], [(3, 0.9)], rrf_k=60, bm25_weight=0.5, dense_weight=2.0)
+    assert [cid for cid, _ in weighted] == [3, 1]
