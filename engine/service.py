@@ -7,6 +7,7 @@ vectors that is checked at start and whenever another process has written to the
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -82,7 +83,7 @@ class Engine:
             raise UserError(f"Cannot create the data directory {self.data_dir}: {exc.strerror}") from exc
         self.store = Store(self.data_dir / DB_NAME)
         s = settings.index
-        self.embedder = embedder or Embedder(s.model, s.backend, s.batch_size)
+        self.embedder = embedder or _shared_embedder(s.model, s.backend, s.batch_size)
         self._rw = RWLock()  # questions read; the swap of a rebuilt index writes
         self._write = threading.Lock()  # one writer in this process (the data-dir lock covers others)
         self._reindexing = threading.Lock()
@@ -262,6 +263,7 @@ class Engine:
         results: dict[int, AddResult] = {}
         todo: list[tuple[int, str, Document, str, list[Chunk]]] = []
         seen: dict[str, int] = {}
+        twins: dict[int, int] = {}
         for i, (source, doc, error) in enumerate(items):
             if doc is None:
                 results[i] = AddResult(source, error=error or f"{source}: could not be read")
@@ -271,8 +273,8 @@ class Engine:
             if dup is not None:
                 results[i] = AddResult(source, duplicate=dup)
                 continue
-            if digest in seen:  # the same text twice in one batch
-                results[i] = AddResult(source, error=f"{source}: same text as {items[seen[digest]][0]}")
+            if digest in seen:  # the same text twice in one batch: reported against the first
+                twins[i] = seen[digest]
                 continue
             seen[digest] = i
             s = self.settings.index
@@ -304,6 +306,10 @@ class Engine:
                     log.info("added article %d %r (%d passages) by %s", article.id, article.title,
                              article.passages, added_by)
                 self._save_dense()
+        for i, first in twins.items():
+            r = results[first]
+            stored = r.article or r.duplicate
+            results[i] = AddResult(items[i][0], duplicate=stored) if stored else AddResult(items[i][0], error=r.error)
         return [results[i] for i in range(len(items))]
 
     # ---- asking ------------------------------------------------------------------------------------
@@ -430,6 +436,12 @@ class Engine:
             uptime_s=time.monotonic() - self._started,
             data_dir=str(self.data_dir),
         )
+
+
+@functools.lru_cache(maxsize=2)
+def _shared_embedder(model: str, backend: str, batch_size: int) -> Embedder:
+    """Models are loaded once per process, however many engines (tests, evaluation) are opened."""
+    return Embedder(model, backend, batch_size)
 
 
 def _retitle(doc: Document, title: str) -> Document:
