@@ -92,62 +92,23 @@ class Embedder:
         self.dim: int = int(dim)
 
     def _load(self, target: str) -> Any:
+        if self.backend != "torch":
+            from index import onnx_backend
+
+            return onnx_backend.load(target, self.backend, self.cache_dir, self.name)
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - a core dependency
             raise UserError("sentence-transformers is not installed: pip install articlebot") from exc
-        kwargs: dict[str, Any] = {"device": "cpu", "local_files_only": True}
-        if self.backend != "torch":
-            target, extra = self._onnx_target(target)
-            kwargs.update(extra)
         try:
             with _quiet_loading():
-                return SentenceTransformer(target, **kwargs)
-        except UserError:
-            raise
+                return SentenceTransformer(target, device="cpu", local_files_only=True)
         except Exception as exc:
             reason = (str(exc).strip().splitlines() or [""])[0]
             raise UserError(
                 f"Embedding model {self.name!r} could not be loaded offline from {target!r} "
                 f"({type(exc).__name__}: {reason}). {_FIX}"
             ) from exc
-
-    def _onnx_target(self, target: str) -> tuple[str, dict[str, Any]]:
-        """ONNX Runtime backend: exported on the fly, or an int8 dynamically quantised copy cached on disk.
-
-        Unverified in the dev venv (installing optimum there would downgrade transformers); what users hit
-        first, a missing dependency, names the extra to install.
-        """
-        try:
-            import onnxruntime  # noqa: F401
-            import optimum  # noqa: F401
-        except ImportError as exc:
-            raise UserError(
-                f"Embedding backend {self.backend!r} needs ONNX Runtime: pip install 'articlebot[onnx]'"
-            ) from exc
-        if self.backend == "onnx":
-            return target, {"backend": "onnx"}
-        onnx_file = "onnx/model_qint8_avx2.onnx"
-        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.name)
-        quantised = self.cache_dir / "onnx-int8" / slug
-        if not (quantised / onnx_file).exists():
-            import shutil
-            import tempfile
-
-            from sentence_transformers import SentenceTransformer
-            from sentence_transformers.backend import export_dynamic_quantized_onnx_model
-
-            quantised.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{slug}.", dir=quantised.parent))
-            try:
-                exported = SentenceTransformer(target, device="cpu", local_files_only=True, backend="onnx")
-                exported.save(str(tmp))
-                export_dynamic_quantized_onnx_model(exported, "avx2", str(tmp))
-                shutil.rmtree(quantised, ignore_errors=True)
-                tmp.rename(quantised)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        return str(quantised), {"backend": "onnx", "model_kwargs": {"file_name": onnx_file}}
 
     @property
     def max_tokens(self) -> int:
