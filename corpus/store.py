@@ -9,6 +9,8 @@ call one `Store` at once; SQLite's own locking (busy timeout 30 s) orders writer
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -121,6 +123,36 @@ def _as_matrix(vectors: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _read_only(directory: Path) -> bool:
+    """A read-only mount, or (for non-root users) a directory without write permission."""
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY) or not os.access(directory, os.W_OK)
+    except OSError:
+        return False
+
+
+def storage_error(path: Path, exc: sqlite3.Error, *, writing: bool = True) -> UserError | None:
+    """The reason a database operation failed, when the user can act on it (full, read-only, busy)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    where = path.parent
+    outcome = ": nothing was saved" if writing else ""
+    if primary == sqlite3.SQLITE_FULL:
+        return UserError(f"The disk holding {where} is full{outcome}. Free some space and try again.")
+    if primary == sqlite3.SQLITE_READONLY or (primary == sqlite3.SQLITE_CANTOPEN and _read_only(where)):
+        return UserError(
+            f"The data directory {where} is read-only{outcome}. articlebot needs to write there: "
+            "check its mount and permissions."
+        )
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return UserError(f"Another articlebot process is writing to {where}; try again in a moment.")
+    if primary == sqlite3.SQLITE_IOERR:
+        return UserError(f"Disk error on {path} ({exc}){outcome}. Check the disk.")
+    if primary == sqlite3.SQLITE_CANTOPEN:
+        return UserError(f"Cannot open {path} ({exc}): check that the data directory exists and is writable.")
+    return None
+
+
 def _in_batches(ids: list[int], size: int = 500) -> Iterator[list[int]]:
     """Split id lists so `IN (?, ...)` stays under SQLite's variable limit."""
     for i in range(0, len(ids), size):
@@ -149,9 +181,13 @@ class Store:
             raise RuntimeError(f"store {self.path} is closed")
         # check_same_thread=False only so close() may close every thread's connection; each
         # connection is otherwise used by the thread that opened it alone.
-        conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            err = storage_error(self.path, exc, writing=False)
+            raise err or UserError(f"Cannot open {self.path}: {exc}") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -159,7 +195,9 @@ class Store:
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise UserError(f"{self.path} is not a usable articlebot database: {exc}") from exc
+            raise storage_error(self.path, exc, writing=False) or UserError(
+                f"{self.path} is not a usable articlebot database: {exc}"
+            ) from exc
         if str(mode).lower() != "wal":
             conn.close()
             raise UserError(f"{self.path}: could not switch the database to WAL mode (got {mode})")
@@ -177,16 +215,29 @@ class Store:
 
     @contextmanager
     def _write(self, bump: bool = True) -> Iterator[sqlite3.Connection]:
-        """One all-or-nothing write transaction, taking the write lock up front (no busy deadlocks)."""
+        """One all-or-nothing write transaction, taking the write lock up front (no busy deadlocks).
+
+        A full disk, a read-only directory or a writer that holds on too long is a UserError saying so;
+        the transaction is rolled back (SQLite has already done it for some errors, e.g. a full disk).
+        """
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if (err := storage_error(self.path, exc)) is None:
+                raise
+            raise err from exc
         try:
             yield conn
             if bump:
                 conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and (err := storage_error(self.path, exc)):
+                raise err from exc
             raise
 
     @contextmanager
@@ -229,7 +280,9 @@ class Store:
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 version = int(row[0])
         except sqlite3.DatabaseError as exc:
-            raise UserError(f"{self.path} is not a usable articlebot database: {exc}") from exc
+            raise storage_error(self.path, exc, writing=False) or UserError(
+                f"{self.path} is not a usable articlebot database: {exc}"
+            ) from exc
         if version > SCHEMA_VERSION:
             raise UserError(
                 f"{self.path} was written by a newer articlebot (schema {version}, this one knows "

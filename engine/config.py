@@ -52,7 +52,7 @@ class AnswerSettings(_Section):
     top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answer step.")
     max_citations: int = Field(3, ge=1, le=10, description="Citations shown at most.")
     min_confidence: float = Field(
-        0.35, ge=0, le=1, description="Below this confidence the bot says it could not find the answer."
+        0.2, ge=0, le=1, description="Below this confidence the bot says it could not find the answer."
     )
     max_question_chars: int = Field(1000, ge=1, description="Longest question accepted.")
 

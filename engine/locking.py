@@ -20,8 +20,7 @@ def data_dir_lock(data_dir: Path, timeout_s: float = 120.0) -> Iterator[None]:
     The lock is an flock on a file that is never deleted, so it is released by the kernel even when the
     holder is killed; a second writer waits, and after `timeout_s` is told clearly.
     """
-    path = data_dir / "write.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_lock_file(data_dir)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -36,6 +35,38 @@ def data_dir_lock(data_dir: Path, timeout_s: float = 120.0) -> Iterator[None]:
                 time.sleep(0.05)
         try:
             yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _open_lock_file(data_dir: Path) -> int:
+    try:
+        return os.open(data_dir / "write.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:  # a read-only mount, a full disk (no inode), no permission: say which
+        raise UserError(
+            f"Cannot write to the data directory {data_dir} ({exc.strerror}): nothing was saved."
+        ) from exc
+
+
+@contextmanager
+def try_data_dir_lock(data_dir: Path) -> Iterator[bool]:
+    """Take the writers' lock if it is free right now: yields whether it was taken (never waits, never
+    fails), for housekeeping that must not race a writer but can be skipped (saving the index cache)."""
+    try:
+        fd = _open_lock_file(data_dir)
+    except UserError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:

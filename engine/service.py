@@ -25,9 +25,9 @@ from corpus.models import Article, Document
 from corpus.store import Store
 from engine.config import Settings
 from engine.errors import IndexMismatch, UserError
-from engine.locking import RWLock, data_dir_lock
+from engine.locking import RWLock, data_dir_lock, try_data_dir_lock
 from index.chunking import chunk_text
-from index.dense import DenseIndex
+from index.dense import DenseIndex, remove_temp_files
 from index.embedder import Embedder
 from index.models import Chunk
 from index.retriever import Retriever
@@ -134,6 +134,25 @@ class Engine:
         return {**self._index_meta(), "generation": self._generation}
 
     def _load_dense(self) -> None:
+        """Load the FAISS cache (at start, or after another process wrote) and repair it if it disagrees.
+
+        A repaired cache is saved only if this process can take the writers' lock at once, and the store
+        is read under it: a writer holding the lock saves its own, newer cache, and an older one never
+        overwrites it. Temp files of a writer that was killed mid-save are cleared under the lock too.
+        """
+        with try_data_dir_lock(self.data_dir) as locked:
+            if locked:
+                self._remove_temp_files()
+            self._reload_dense(save=locked)
+
+    def _remove_temp_files(self) -> None:
+        """Clear what a killed save left behind (the caller holds the writers' lock)."""
+        removed = remove_temp_files(self.data_dir / DENSE_NAME)
+        if removed:
+            self.notices.append(f"Removed {len(removed)} temporary file(s) left by an interrupted write.")
+            log.warning("removed temp files left by an interrupted write: %s", ", ".join(removed))
+
+    def _reload_dense(self, *, save: bool) -> None:
         """Load the FAISS cache; rebuild it from the stored vectors if it is missing or disagrees."""
         path = self.data_dir / DENSE_NAME
         generation = self.store.generation()
@@ -161,7 +180,8 @@ class Engine:
         if reason:
             self.notices.append(f"Repaired the search index: {reason}; rebuilt {len(ids)} passages from the store.")
             log.warning("index repaired: %s (%d passages)", reason, len(ids))
-        self._save_dense()
+        if save:
+            self._save_dense()
 
     def _install_dense(self, dense: DenseIndex, generation: int) -> None:
         with self._rw.write():
@@ -170,6 +190,8 @@ class Engine:
             self._generation = generation
 
     def _save_dense(self) -> None:
+        """Write the cache (the caller holds the writers' lock, so no other process is saving)."""
+        self._remove_temp_files()
         try:
             self.dense.save(self.data_dir / DENSE_NAME, self._dense_manifest())
         except OSError as exc:
@@ -289,7 +311,7 @@ class Engine:
             offset = 0
             with self._write, data_dir_lock(self.data_dir):
                 if self.store.generation() != self._generation:
-                    self._load_dense()
+                    self._reload_dense(save=False)  # saved below
                 for i, source, doc, digest, chunks in todo:
                     vecs = vectors[offset : offset + len(chunks)]
                     offset += len(chunks)
@@ -297,7 +319,11 @@ class Engine:
                     if dup is not None:
                         results[i] = AddResult(source, duplicate=dup)
                         continue
-                    article = self.store.add_article(doc, digest, added_by, chunks, vecs)
+                    try:
+                        article = self.store.add_article(doc, digest, added_by, chunks, vecs)
+                    except UserError as exc:  # disk full, read-only: this item failed, say why
+                        results[i] = AddResult(source, error=f"{source}: {exc}")
+                        continue
                     ids = np.asarray(self.store.article_chunk_ids(article.id), dtype=np.int64)
                     with self._rw.write():
                         self.dense.add(ids, vecs)
@@ -361,7 +387,7 @@ class Engine:
     def remove(self, article_id: int) -> Article:
         with self._write, data_dir_lock(self.data_dir):
             if self.store.generation() != self._generation:
-                self._load_dense()
+                self._reload_dense(save=False)  # saved below
             ids = np.asarray(self.store.article_chunk_ids(article_id), dtype=np.int64)
             article = self.store.remove_article(article_id)  # UserError if there is no such article
             with self._rw.write():

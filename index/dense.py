@@ -39,9 +39,27 @@ def ids_checksum(ids: np.ndarray) -> str:
     return hashlib.sha256(np.sort(np.asarray(ids, dtype="<i8")).tobytes()).hexdigest()
 
 
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def remove_temp_files(path: Path) -> list[str]:
+    """Delete the temp files a killed `save` left beside `path` and its manifest; returns their names.
+
+    Only safe while no other process is saving: callers hold the data dir's writers' lock.
+    """
+    removed = []
+    for target in (Path(path), manifest_path(path)):
+        for tmp in target.parent.glob(f"{_temp_prefix(target)}*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp.name)
+    return removed
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so readers see the old file or the new one, never a partial one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

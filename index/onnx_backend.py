@@ -29,7 +29,7 @@ def _require() -> Any:
         import onnx  # noqa: F401
         import onnxruntime
     except ImportError as exc:
-        raise UserError("The ONNX embedding backends need onnx and onnxruntime: pip install 'articlebot[onnx]'") from exc
+        raise UserError("The ONNX backends need onnx and onnxruntime: pip install 'articlebot[onnx]'") from exc
     return onnxruntime
 
 
