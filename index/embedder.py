@@ -69,6 +69,29 @@ def _quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+class FairLock:
+    """A lock granted in the order it was asked for (threading.Lock makes no such promise)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0
+        self._serving = 0
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._serving += 1
+                self._cond.notify_all()
+
+
 class Embedder:
     """Turns passages and questions into L2-normalised float32 vectors (cosine = inner product)."""
 
@@ -81,7 +104,7 @@ class Embedder:
         self.backend = backend
         self.batch_size = batch_size
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE_DIR
-        self._lock = threading.Lock()
+        self._turn = FairLock()
         self._model = self._load(resolve_model(model))
         get_dim = getattr(self._model, "get_embedding_dimension", None) or (
             self._model.get_sentence_embedding_dimension
@@ -117,24 +140,42 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens `text` takes in the model window, special tokens included."""
-        with self._lock:
+        with self._turn():  # the fast tokenizer is not safe to share between threads
             return len(self._model.tokenizer(text, truncation=False, verbose=False)["input_ids"])
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        """(n, dim) float32, unit length rows; batches of `batch_size`, a tqdm bar when `progress`."""
+        """(n, dim) float32, unit length rows; batches of `batch_size`, a tqdm bar when `progress`.
+
+        The model is taken one batch at a time, first come first served, so a question asked while a
+        large upload or a reindex is embedding waits for one batch, not for the whole job.
+        """
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of texts; use encode_query() for one")
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            vecs = self._model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                show_progress_bar=progress,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            )
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        # Longest first, so each batch pads little (what sentence-transformers does inside one call).
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        starts = range(0, len(texts), self.batch_size)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(texts), desc="Embedding", unit="passage")
+        for start in starts:
+            idx = order[start : start + self.batch_size]
+            with self._turn():
+                vecs = self._model.encode(
+                    [texts[i] for i in idx],
+                    batch_size=self.batch_size,
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                )
+            out[idx] = vecs
+            if bar is not None:
+                bar.update(len(idx))
+        if bar is not None:
+            bar.close()
+        return out
 
     def encode_query(self, text: str) -> np.ndarray:
         """(dim,) float32 unit vector for a question."""
