@@ -1,0 +1,164 @@
+"""Word overlap between a question and a sentence: light stemming, stop words, IDF over the candidates.
+
+Dense similarity alone ranks a sentence that is merely on topic as high as the one holding the answer;
+the overlap of the question's rarer words is what separates them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+
+WORD = re.compile(r"[^\W_][\w'\u2019\-]*")
+
+
+def word_set(words: str) -> frozenset[str]:
+    """A set of words written as one space-separated string (word lists read better that way)."""
+    return frozenset(words.split())
+
+
+STOPWORDS = word_set(
+    """
+    a about above after again against all also am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each either else ever few for from further
+    had has have having he her here hers herself him himself his how i if in into is it its itself just
+    least less let like many may me might more most much must my myself neither no nor not now of off on
+    once only or other our ours ourselves out over own per quite rather same shall she should since so some
+    such than that the their theirs them themselves then there these they this those though through thus to
+    too under until up upon us very was we were what whatever when whenever where whereas wherever whether
+    which while who whoever whom whose why will with within without would yet you your yours yourself
+    yourselves s t don doesn didn isn aren wasn weren won wouldn shouldn couldn ll re ve d m
+    according reportedly said say says tell told give given get got make made know known happen happened
+    one ones last next first kind type sort way ways thing things lot lots really actually exactly
+    take takes took taken taking
+    """
+)
+
+
+# Irregular forms a suffix stripper cannot join; questions and news rarely use the same one ("died" and
+# "death", "won" and "wins").
+_FORMS = {
+    "die": "died dies dying dead death deaths",
+    "kill": "killing killed kills",
+    "win": "won wins winning winner winners",
+    "lose": "lost loses losing loss losses",
+    "pay": "paid pays paying payment payments",
+    "buy": "bought buys buying",
+    "sell": "sold sells selling sale sales",
+    "hold": "held holds holding",
+    "meet": "met meets meeting meetings",
+    "lead": "led leads leading leader leaders",
+    "begin": "began begun begins beginning",
+    "build": "built builds building",
+    "find": "found finds finding",
+    "give": "gave given gives giving",
+    "take": "took taken takes taking",
+    "leave": "left leaves leaving",
+    "speak": "spoke spoken speaks speaking speech",
+    "write": "wrote written writes writing",
+    "rise": "rose risen rises rising",
+    "fall": "fell fallen falls falling",
+    "grow": "grew grown grows growing growth",
+    "bear": "born birth",
+    "fight": "fought fights fighting",
+    "steal": "stole stolen steals stealing theft",
+    "spend": "spent spends spending",
+    "send": "sent sends sending",
+    "teach": "taught teaches teaching",
+    "think": "thought thinks thinking",
+    "choose": "chose chosen chooses choosing choice",
+    "flee": "fled flees fleeing",
+    "shoot": "shot shoots shooting",
+    "strike": "struck strikes striking",
+    "injure": "injured injures injuring injury injuries",
+    "marry": "married marries marrying marriage",
+    "arrive": "arrived arrives arriving arrival",
+    "decide": "decided decides deciding decision",
+    "invade": "invaded invades invading invasion",
+    "elect": "elected elects electing election elections",
+}
+_IRREGULAR = {form: base for base, forms in _FORMS.items() for form in forms.split()}
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper: enough that 'civilians' meets 'civilian' and 'launched' meets 'launch'."""
+    w = word.lower().replace("\u2019", "'")
+    if w.endswith("'s"):
+        w = w[:-2]
+    w = w.strip("'-")
+    w = _IRREGULAR.get(w, w)
+    if len(w) > 4 and w.endswith("ies"):
+        w = w[:-3] + "y"
+    elif (len(w) > 4 and w.endswith("es") and w[-3] in "sxz") or w.endswith(("ches", "shes")):
+        w = w[:-2]
+    elif len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        w = w[:-1]
+    if len(w) > 5 and w.endswith("ing"):
+        w = w[:-3]
+    elif len(w) > 4 and w.endswith("ed"):
+        w = w[:-2]
+    if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiouls":
+        w = w[:-1]
+    if len(w) > 4 and w.endswith("e"):
+        w = w[:-1]
+    return w
+
+
+# The words that name the kind of answer ("how long", "what year") rarely appear next to the answer.
+_ASKS = re.compile(
+    r"\bhow\s+(?:long|old|far|tall|high|big|large|deep|wide|heavy|fast|often|soon)\b"
+    r"|\b(?:what|which)\s+(?:year|date|day|month|time|century|decade|percentage|percent|proportion|share|age)\b",
+    re.IGNORECASE,
+)
+
+
+def question_terms(question: str) -> list[str]:
+    """The question's content stems, without the words that name the kind of answer asked for."""
+    return content_stems(_ASKS.sub(" ", question))
+
+
+def content_stems(text: str) -> list[str]:
+    """Stems of the words that carry meaning (no stop words, no question words), in order, unique."""
+    seen: dict[str, None] = {}
+    shouting = text.isupper()
+    for m in WORD.finditer(text):
+        word = m.group()
+        low = word.lower()
+        acronym = len(word) > 1 and word.isupper() and not shouting  # "US", "IS": not the stop words
+        if not acronym and (low in STOPWORDS or (len(low) == 1 and not low.isdigit())):
+            continue
+        seen.setdefault(stem(low), None)
+    return list(seen)
+
+
+def all_stems(text: str) -> set[str]:
+    """Stems of every word of `text`, and of the parts of hyphenated words ("al-Assad", "US-led")."""
+    out: set[str] = set()
+    for m in WORD.finditer(text):
+        word = m.group()
+        out.add(stem(word))
+        if "-" in word:
+            out.update(stem(part) for part in word.split("-") if part)
+    return out
+
+
+def idf(terms: Iterable[str], documents: Sequence[set[str]]) -> dict[str, float]:
+    """Smoothed inverse document frequency of `terms` over the candidate sentences.
+
+    A question word no candidate contains gets the highest weight, so missing it costs the most.
+    """
+    n = len(documents)
+    out: dict[str, float] = {}
+    for t in terms:
+        df = sum(1 for d in documents if t in d)
+        out[t] = math.log((n + 1.0) / (df + 0.5))
+    return out
+
+
+def coverage(terms: Sequence[str], weights: dict[str, float], sentence: set[str]) -> float:
+    """IDF-weighted share of the question's content words found in the sentence, in [0, 1]."""
+    total = sum(weights[t] for t in terms)
+    if total <= 0:
+        return 0.0
+    return sum(weights[t] for t in terms if t in sentence) / total

@@ -1,0 +1,38 @@
+"""Sentence spans inside a passage, as character offsets, so a quote can be traced back to its article.
+
+The sentence rules are the chunker's (`index.chunking.split_sentences`): one splitter for the whole
+project, so a passage never cuts a sentence the answer step would quote. What is added here is a length
+cap, since a "sentence" of a text without punctuation can be a whole passage, too long to quote.
+"""
+
+from __future__ import annotations
+
+from index.chunking import split_sentences
+
+MAX_QUOTE_CHARS = 600
+
+
+def quote_spans(text: str, max_chars: int = MAX_QUOTE_CHARS) -> list[tuple[int, int]]:
+    """(start, end) offsets of the sentences of `text`, those over `max_chars` split at a space."""
+    out: list[tuple[int, int]] = []
+    for start, end in split_sentences(text):
+        while end - start > max_chars:
+            cut = text.rfind(" ", start + max_chars // 2, start + max_chars)
+            if cut <= start:
+                cut = start + max_chars
+            piece = _strip(text, start, cut)
+            if piece is not None:
+                out.append(piece)
+            start = cut
+        piece = _strip(text, start, end)
+        if piece is not None:
+            out.append(piece)
+    return out
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None

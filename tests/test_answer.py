@@ -1,0 +1,362 @@
+"""The answer step as a reader sees it: the fact first, verbatim quotes of retrieved passages only, and
+an honest refusal when the passages do not hold the answer. Real MiniLM model, hand-built hits."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from answer.composer import compose, verify_citations
+from answer.models import Answer, Citation
+from corpus.models import Article
+from engine.config import AnswerSettings
+from index.models import Chunk, Hit
+from tests.conftest import SAMPLE_QUOTE
+
+REFERENCE = "How many civilians reportedly died?"
+TAIL = re.compile(r" (?:\[\d+\])+\.\Z")
+
+
+def make_article(article_id: int, text: str, title: str = "", **meta: Any) -> Article:
+    return Article(
+        id=article_id,
+        title=title or text.split("\n", 1)[0],
+        text=text,
+        source="test",
+        content_hash=f"hash{article_id}",
+        added_by="test",
+        added_at="2024-05-01T12:00:00+00:00",
+        **meta,
+    )
+
+
+def paragraph_chunks(article: Article, first_id: int) -> list[Chunk]:
+    """One passage per non-empty line, as a simple chunker would cut a short news text."""
+    return [
+        Chunk(article.id, seq, m.start(), m.end(), m.group(), id=first_id + seq)
+        for seq, m in enumerate(re.finditer(r"\S[^\n]*", article.text))
+    ]
+
+
+def as_hits(chunks: list[Chunk]) -> list[Hit]:
+    return [Hit(c, score=1.0 / (rank + 1)) for rank, c in enumerate(chunks)]
+
+
+def assert_traceable(answer: Answer, articles: dict[int, Article], hits: list[Hit]) -> None:
+    """Checked here independently of verify_citations: every quote is the article's text at its offsets,
+    inside a passage that was retrieved, and the short answer is part of quote [1]."""
+    for c in (*answer.citations, *answer.closest):
+        assert articles[c.article_id].text[c.start : c.end] == c.quote
+        assert any(
+            h.chunk.id == c.chunk_id
+            and h.chunk.article_id == c.article_id
+            and h.chunk.start <= c.start
+            and c.end <= h.chunk.end
+            for h in hits
+        )
+    if answer.abstained:
+        assert answer.citations == ()
+    else:
+        tail = TAIL.search(answer.text)
+        assert tail is not None, answer.text
+        assert answer.text[: tail.start()] in answer.citations[0].quote
+    assert 0.0 <= answer.confidence <= 1.0
+
+
+# --- the sample article ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample(sample_path: Path) -> tuple[Article, list[Hit]]:
+    """The sample article as hits, one per paragraph, the answering paragraph third (not first)."""
+    article = make_article(1, sample_path.read_text(encoding="utf-8"), url="https://example.org/syria")
+    chunks = paragraph_chunks(article, first_id=100)
+    answering = next(c for c in chunks if SAMPLE_QUOTE in c.text)
+    others = [c for c in chunks if c is not answering]
+    # Plausible retrieval order: related paragraphs (civilians, airstrikes) ahead of the answer.
+    related = [c for c in others if "Activists" in c.text or "civilian infrastructure" in c.text]
+    ordered = [*related, answering, *[c for c in others if c not in related]]
+    assert ordered.index(answering) == 2
+    return article, as_hits(ordered)
+
+
+def test_reference_question_leads_with_the_fact_and_quotes_it(sample: tuple[Article, list[Hit]], embedder: Any) -> None:
+    article, hits = sample
+    answer = compose(REFERENCE, hits, {1: article}, embedder, AnswerSettings())
+
+    assert not answer.abstained
+    assert answer.text.startswith("36 civilians")
+    assert "[1]" in answer.text
+    first = answer.citations[0]
+    assert first.n == 1 and first.quote == SAMPLE_QUOTE
+    assert article.text[first.start : first.end] == SAMPLE_QUOTE
+    assert first.chunk_id == hits[2].chunk.id
+    assert (first.title, first.url, first.added_at) == (article.title, article.url, article.added_at)
+    assert answer.confidence >= AnswerSettings().min_confidence
+    assert answer.timings_ms["answer"] > 0
+    assert_traceable(answer, {1: article}, hits)
+    verify_citations(answer, {1: article}, hits)
+
+
+def test_off_topic_question_abstains_and_shows_closest_passages_only(
+    sample: tuple[Article, list[Hit]], embedder: Any
+) -> None:
+    article, hits = sample
+    answer = compose("What is the capital of Australia?", hits, {1: article}, embedder, AnswerSettings())
+
+    assert answer.abstained
+    assert answer.citations == ()
+    assert "couldn't find" in answer.text and "[" not in answer.text
+    assert 1 <= len(answer.closest) <= 2
+    assert answer.confidence < AnswerSettings().min_confidence
+    assert_traceable(answer, {1: article}, hits)
+
+
+def test_passages_below_top_k_are_never_quoted(sample: tuple[Article, list[Hit]], embedder: Any) -> None:
+    article, hits = sample
+    answer = compose(REFERENCE, hits, {1: article}, embedder, AnswerSettings(top_k=2))
+    quoted = {c.chunk_id for c in (*answer.citations, *answer.closest)}
+    assert quoted <= {hits[0].chunk.id, hits[1].chunk.id}
+    assert SAMPLE_QUOTE not in answer.text
+
+
+# --- facts from small articles -------------------------------------------------------------------------
+
+BRIDGE = make_article(
+    2,
+    "Harbor Bridge reopens after repairs\n\n"
+    "The Harbor Bridge reopened to traffic on March 3, 2021, after repairs that lasted eighteen months. "
+    "The bridge was closed in 2019 because inspectors found deep cracks in its steel supports.\n\n"
+    "The repairs cost $42 million, paid for by the state transportation department. "
+    "The repair team was led by engineer Maria Gonzalez, who has worked on bridges for twenty years.\n\n"
+    "About 30,000 vehicles cross the bridge every day, and 62% of them are commuters.",
+    outlet="Portsmouth Herald",
+    url="https://example.org/bridge",
+    published="2021-03-04",
+)
+FERRY = make_article(
+    3,
+    "New ferry terminal opens\n\n"
+    "A new ferry terminal opened in Portsmouth last week, replacing the old dock near the fish market. "
+    "The terminal was designed by the architecture firm Lund & Berg.",
+)
+ATTACKS = make_article(
+    4,
+    "Violence in the north\n\n"
+    "In 2015, 12 soldiers and 36 civilians died in 3 separate attacks in the north of the country. "
+    "The government blamed rebel groups for the violence and imposed a curfew that lasted three weeks.",
+)
+SMALL = {a.id: a for a in (BRIDGE, FERRY, ATTACKS)}
+
+
+@pytest.fixture(scope="module")
+def small_hits() -> list[Hit]:
+    chunks = [*paragraph_chunks(ATTACKS, 400), *paragraph_chunks(FERRY, 300), *paragraph_chunks(BRIDGE, 200)]
+    return as_hits(chunks[::-1])
+
+
+@pytest.mark.parametrize(
+    ("question", "lead", "article_id"),
+    [
+        ("When did the Harbor Bridge reopen?", "March 3, 2021", 2),
+        ("How much did the bridge repairs cost?", "$42 million", 2),
+        ("Who led the repair team?", "Maria Gonzalez", 2),
+        ("Where did the new ferry terminal open?", "Portsmouth", 3),
+        ("Which firm designed the ferry terminal?", "Lund & Berg", 3),
+        ("How many vehicles cross the bridge every day?", "About 30,000 vehicles", 2),
+        ("How long did the curfew last?", "three weeks", 4),
+        ("What percentage of the drivers are commuters?", "62%", 2),
+        ("How many civilians died in the attacks?", "36 civilians", 4),
+        ("In what year did the attacks happen?", "2015", 4),
+    ],
+)
+def test_fact_questions_lead_with_the_fact(
+    question: str, lead: str, article_id: int, small_hits: list[Hit], embedder: Any
+) -> None:
+    answer = compose(question, small_hits, SMALL, embedder, AnswerSettings(top_k=20))
+
+    assert not answer.abstained, answer
+    assert answer.text.startswith(lead), answer.text
+    first = answer.citations[0]
+    assert first.article_id == article_id and lead in first.quote
+    assert_traceable(answer, SMALL, small_hits)
+
+
+def test_other_questions_are_answered_with_the_best_sentence(small_hits: list[Hit], embedder: Any) -> None:
+    answer = compose("Why was the bridge closed?", small_hits, SMALL, embedder, AnswerSettings(top_k=20))
+
+    assert not answer.abstained
+    quote = answer.citations[0].quote
+    assert "cracks" in quote
+    assert answer.text == f"{quote.rstrip('.')} [1]."
+    assert (answer.citations[0].outlet, answer.citations[0].published) == ("Portsmouth Herald", "2021-03-04")
+
+
+def test_the_same_fact_from_two_outlets_is_cited_twice(embedder: Any) -> None:
+    a = make_article(
+        5, "Storm batters the coast\n\nThe storm killed 12 people along the coast, officials said.", outlet="Coast News"
+    )
+    b = make_article(
+        6, "Counting the damage\n\nAt least 12 people were killed by the storm, officials said.", outlet="Wire Service"
+    )
+    articles = {5: a, 6: b}
+    hits = as_hits([*paragraph_chunks(a, 500), *paragraph_chunks(b, 600)])
+    answer = compose("How many people did the storm kill?", hits, articles, embedder, AnswerSettings())
+
+    assert not answer.abstained
+    assert "12 people" in answer.text.split(" [")[0]
+    assert answer.text.endswith(" [1][2].")
+    assert {c.article_id for c in answer.citations} == {5, 6}
+    assert_traceable(answer, articles, hits)
+
+
+def test_overlapping_passages_do_not_repeat_a_quote(embedder: Any) -> None:
+    text = BRIDGE.text
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\S[^\n]*", text)]
+    # Two passages sharing the paragraph about the cost, as a chunker with overlap would cut them.
+    chunks = [
+        Chunk(2, 0, spans[1][0], spans[2][1], text[spans[1][0] : spans[2][1]], id=1),
+        Chunk(2, 1, spans[2][0], spans[3][1], text[spans[2][0] : spans[3][1]], id=2),
+    ]
+    hits = as_hits(chunks)
+    answer = compose("How much did the repairs cost?", hits, {2: BRIDGE}, embedder, AnswerSettings())
+
+    assert answer.text.startswith("$42 million")
+    offsets = [(c.start, c.end) for c in answer.citations]
+    assert len(offsets) == len(set(offsets))
+    assert_traceable(answer, {2: BRIDGE}, hits)
+
+
+def test_a_passage_that_no_longer_matches_its_article_is_not_quoted(embedder: Any) -> None:
+    start = BRIDGE.text.index("The repairs cost")
+    stale = "The repairs cost $99 million, paid for by the city."
+    hits = [Hit(Chunk(2, 0, start, start + len(stale), stale, id=7), score=1.0)]
+    answer = compose("How much did the repairs cost?", hits, {2: BRIDGE}, embedder, AnswerSettings())
+
+    assert answer.abstained and answer.citations == () and answer.closest == ()
+    assert "99" not in answer.text
+
+
+def test_no_hits_abstains_without_closest_passages(embedder: Any) -> None:
+    answer = compose(REFERENCE, [], {}, embedder, AnswerSettings())
+    assert answer.abstained and answer.citations == () and answer.closest == ()
+    assert answer.confidence == 0.0
+
+
+# --- forged answers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def answered(sample: tuple[Article, list[Hit]], embedder: Any) -> tuple[Answer, dict[int, Article], list[Hit]]:
+    article, hits = sample
+    return compose(REFERENCE, hits, {1: article}, embedder, AnswerSettings()), {1: article}, hits
+
+
+def _with_first(answer: Answer, **change: Any) -> Answer:
+    first: Citation = dataclasses.replace(answer.citations[0], **change)
+    return dataclasses.replace(answer, citations=(first, *answer.citations[1:]))
+
+
+@pytest.mark.parametrize(
+    ("forge", "reason"),
+    [
+        (lambda a: _with_first(a, chunk_id=999_999), "not retrieved"),
+        (lambda a: _with_first(a, quote=a.citations[0].quote.replace("36", "63")), "text at"),
+        (lambda a: _with_first(a, start=a.citations[0].start + 1), "text at"),
+        (lambda a: _with_first(a, article_id=42), "not loaded"),
+        (lambda a: dataclasses.replace(a, text=a.text.replace("36", "63")), "not part of the quote"),
+        (lambda a: dataclasses.replace(a, text=a.text.replace("[1]", "[2]")), "cites"),
+        (lambda a: dataclasses.replace(a, abstained=True), "abstention"),
+    ],
+)
+def test_verify_citations_rejects_forged_answers(
+    answered: tuple[Answer, dict[int, Article], list[Hit]], forge: Any, reason: str
+) -> None:
+    answer, articles, hits = answered
+    verify_citations(answer, articles, hits)  # the real one passes
+    with pytest.raises(RuntimeError, match=reason):
+        verify_citations(forge(answer), articles, hits)
+
+
+def test_a_citation_of_an_unretrieved_passage_is_rejected(
+    answered: tuple[Answer, dict[int, Article], list[Hit]],
+) -> None:
+    answer, articles, hits = answered
+    cited = answer.citations[0].chunk_id
+    with pytest.raises(RuntimeError, match="not retrieved"):
+        verify_citations(answer, articles, [h for h in hits if h.chunk.id != cited])
+
+
+# --- any text ------------------------------------------------------------------------------------------
+
+_WORDS = [
+    "The",
+    "storm",
+    "killed",
+    "12",
+    "people",
+    "on",
+    "Monday.",
+    "Dr.",
+    "U.S.",
+    "$1.2",
+    "billion",
+    "36%",
+    "Zafaraneh,",
+    "Rastan",
+    "and",
+    "Talbiseh.",
+    "naïve",
+    "e\u0301",
+    "مرحبا",
+    "بالعالم.",
+    "שלום",
+    "עולם.",
+    "\u200f",
+    "\u202e",
+    "🙂",
+    "🔥🔥",
+    "👩‍👩‍👧",
+    "東京は",
+    "大きい。",
+    "\n",
+    "\n\n",
+    "?",
+    "...",
+    "«quoted»",
+]
+_free_text = st.text(st.characters(codec="utf-8"), max_size=60)
+_wordy_text = st.lists(st.sampled_from(_WORDS), max_size=20).map(" ".join)
+_paragraph = st.one_of(_free_text, _wordy_text)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_answer_quotes_only_retrieved_text_verbatim(data: st.DataObject, embedder: Any) -> None:
+    articles: dict[int, Article] = {}
+    chunks: list[Chunk] = []
+    for article_id in range(1, data.draw(st.integers(1, 2)) + 1):
+        sep = data.draw(st.sampled_from(["\n\n", "\n", " ", ""]))
+        text = sep.join(data.draw(st.lists(_paragraph, min_size=1, max_size=5)))
+        articles[article_id] = make_article(article_id, text, title=f"Article {article_id}")
+        cuts = sorted({0, len(text), *data.draw(st.lists(st.integers(0, len(text)), max_size=4))})
+        for seq, (a, b) in enumerate(itertools.pairwise(cuts)):
+            chunks.append(Chunk(article_id, seq, a, b, text[a:b], id=article_id * 100 + seq))
+    chosen = data.draw(st.permutations(chunks))[: data.draw(st.integers(0, len(chunks)))]
+    hits = as_hits(list(chosen))
+    question = data.draw(st.one_of(_free_text, _wordy_text, st.just(REFERENCE)))
+    min_confidence = data.draw(st.sampled_from([0.0, 0.35, 1.0]))
+
+    answer = compose(question, hits, articles, embedder, AnswerSettings(min_confidence=min_confidence))
+
+    assert_traceable(answer, articles, hits)
+    verify_citations(answer, articles, hits)
+    if min_confidence == 1.0:
+        assert answer.abstained
