@@ -24,16 +24,18 @@ def add_eval_parser(sub: Any) -> None:
         description="Ingest the set's articles (cached), ask every question through the bot's engine, and "
         "report recall@1/5/10, support, exact match/F1, abstention and cost. The jsonl format is your own "
         'questions, one {"question", "answers": [...], "article": title or URL, "answerable": bool} per '
-        "line, asked against the current collection.",
+        "line, asked against the current collection (or --data-dir). The public sets are ingested into a "
+        "cache keyed by the data, model, backend and chunking, so a rerun skips the embedding.",
     )
-    e.add_argument(
-        "questions", help="a JSONL file of your questions, a SQuAD 2.0 .json file, or a RealTimeQA dir"
-    )
+    e.add_argument("questions", help="a JSONL file of your questions, a SQuAD 2.0 .json file, or a RealTimeQA dir")
     e.add_argument("--format", choices=FORMATS, help="question set format (default: from the path)")
     e.add_argument("--mode", choices=["hybrid", "bm25", "dense"], help="retrieval mode (default: config)")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.add_argument(
-        "--split", choices=["dev", "test", "all"], default="all", help="squad2: first/last 8 titles"
+        "--split",
+        choices=["dev", "test", "all"],
+        default="all",
+        help="squad2: dev = the first 8 titles, test = the rest",
     )
     e.add_argument("--limit", type=int, metavar="N", help="ask N questions, spread evenly over the set")
     e.add_argument(
@@ -41,18 +43,14 @@ def add_eval_parser(sub: Any) -> None:
         metavar="DIR",
         help="where ingested public sets are kept between runs (default: .cache/eval in the repository)",
     )
-    e.add_argument(
-        "--no-cache", action="store_true", help="ingest into a temporary directory, then delete it"
-    )
+    e.add_argument("--no-cache", action="store_true", help="ingest into a temporary directory, then delete it")
     e.add_argument(
         "--against",
         metavar="PATH",
         help="ask the questions against another set's articles (a SQuAD file or RealTimeQA dir) and report "
         "how many are refused: the off-collection check",
     )
-    e.add_argument(
-        "--against-format", choices=FORMATS[1:], help="format of --against (default: from the path)"
-    )
+    e.add_argument("--against-format", choices=FORMATS[1:], help="format of --against (default: from the path)")
     e.add_argument(
         "--set",
         action="append",
@@ -78,9 +76,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     settings = runner.override(settings, args.set)
     path = Path(args.questions).expanduser()
     fmt = args.format or (datasets.guess_format(path) if path.exists() else None)
-    cache_root: Path | None = (
-        Path(args.cache_dir).expanduser() if args.cache_dir else runner.DEFAULT_CACHE_ROOT
-    )
+    cache_root: Path | None = Path(args.cache_dir).expanduser() if args.cache_dir else runner.DEFAULT_CACHE_ROOT
     if args.no_cache:
         cache_root = None
     # A public set goes into its cache dir unless --data-dir names one; the user's jsonl uses the collection.
@@ -111,9 +107,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         rep = runner.off_collection(
             evalset, collection, settings, mode=args.mode, cache_root=cache_root, progress=progress, log=_log
         )
-        print(
-            json.dumps(rep, ensure_ascii=False, indent=1) if args.json else runner.format_off_collection(rep)
-        )
+        print(json.dumps(rep, ensure_ascii=False, indent=1) if args.json else runner.format_off_collection(rep))
         return 0
 
     rep = runner.evaluate(

@@ -139,7 +139,9 @@ def storage_error(path: Path, exc: sqlite3.Error, *, writing: bool = True) -> Us
     outcome = ": nothing was saved" if writing else ""
     if primary == sqlite3.SQLITE_FULL:
         return UserError(f"The disk holding {where} is full{outcome}. Free some space and try again.")
-    if primary == sqlite3.SQLITE_READONLY or (primary == sqlite3.SQLITE_CANTOPEN and _read_only(where)):
+    if primary == sqlite3.SQLITE_READONLY or (
+        primary in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR) and _read_only(where)
+    ):  # a file system remounted read-only under a running process fails its writes with an I/O error
         return UserError(
             f"The data directory {where} is read-only{outcome}. articlebot needs to write there: "
             "check its mount and permissions."

@@ -1,0 +1,1 @@
+"""Measured answer quality: question sets, metrics and the runner behind `articlebot eval`."""

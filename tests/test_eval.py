@@ -1,0 +1,290 @@
+"""`articlebot eval` on a tiny fixture set in all three formats, and the metric functions by hand.
+
+The fixture articles are short and about unrelated made-up things, and each question repeats the words
+of the sentence that answers it, so the right figures are known: the gold article ranks first for every
+question, the first quote holds the answer, off-topic questions are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.cli import main
+from evaluation import datasets, metrics, tune
+from evaluation.datasets import Question
+from evaluation.runner import Outcome
+
+FIX = Path(__file__).parent / "fixtures" / "eval"
+SQUAD = FIX / "squad2.json"
+RTQA = FIX / "realtimeqa"
+JSONL = FIX / "questions.jsonl"
+# The fixture's answers score well above this and its off-topic questions far below; fixed here so that
+# retuning the shipped threshold does not change what these tests expect.
+THRESHOLD = ("--set", "answer.min_confidence=0.3")
+
+
+@pytest.fixture
+def shared_model(monkeypatch: pytest.MonkeyPatch, embedder: Any) -> None:
+    """main() builds its own engines; give them the session's model instead of loading it again."""
+    import engine.service
+
+    monkeypatch.setattr(engine.service, "Embedder", lambda *a, **k: embedder)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> dict[str, Any]:
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+# ---- the command on the three formats ----------------------------------------------------------------
+
+
+def test_squad2_fixture_scores_what_it_was_built_to(capsys: Any, shared_model: None, tmp_path: Path) -> None:
+    rep = run_json(capsys, "eval", SQUAD, "--cache-dir", tmp_path / "cache", *THRESHOLD)
+    assert (rep["articles"], rep["questions"], rep["answerable"]) == (9, 12, 10)
+    assert rep["retrieval"] == {"recall@1": 1.0, "recall@5": 1.0, "recall@10": 1.0, "n": 10}
+    assert rep["answer"]["support"] == 1.0
+    assert rep["answer"]["answered"] == 1.0
+    assert rep["abstention"]["end_to_end"] == 1.0  # both off-topic questions refused, all others answered
+    assert rep["abstention"]["always_abstain"] == pytest.approx(2 / 12, abs=1e-4)
+    assert rep["abstention"]["auroc"] == 1.0
+    assert rep["cost"]["ingest_cached"] is False
+    assert rep["cost"]["ask_ms_median"] > 0
+
+
+def test_a_rerun_reuses_the_cached_ingest(capsys: Any, shared_model: None, tmp_path: Path) -> None:
+    first = run_json(capsys, "eval", SQUAD, "--cache-dir", tmp_path, "--mode", "bm25")
+    second = run_json(capsys, "eval", SQUAD, "--cache-dir", tmp_path, "--mode", "bm25")
+    assert (first["cost"]["ingest_cached"], second["cost"]["ingest_cached"]) == (False, True)
+    assert second["cost"]["ingest_s"] == first["cost"]["ingest_s"]  # the time measured when it was built
+    assert second["retrieval"] == first["retrieval"]
+    assert len([d for d in tmp_path.iterdir() if d.is_dir()]) == 1
+
+
+def test_split_dev_is_the_first_eight_titles(capsys: Any, shared_model: None, tmp_path: Path) -> None:
+    test = run_json(capsys, "eval", SQUAD, "--split", "test", "--no-cache")
+    dev = run_json(capsys, "eval", SQUAD, "--split", "dev", "--no-cache")
+    assert (test["questions"], test["answerable"]) == (2, 1)  # Pennock bridge, the 9th title
+    assert (dev["questions"], dev["answerable"]) == (10, 9)
+    assert test["articles"] == dev["articles"] == 9  # every paragraph is in the collection either way
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense"])
+def test_each_mode_runs_and_is_reported(capsys: Any, shared_model: None, tmp_path: Path, mode: str) -> None:
+    rep = run_json(capsys, "eval", SQUAD, "--cache-dir", tmp_path, "--mode", mode)
+    assert rep["settings"]["mode"] == mode
+    assert rep["retrieval"]["recall@5"] == 1.0
+
+
+def test_refusing_everything_scores_as_refusals(capsys: Any, shared_model: None, tmp_path: Path) -> None:
+    rep = run_json(capsys, "eval", SQUAD, "--cache-dir", tmp_path, "--set", "answer.min_confidence=1.0")
+    assert rep["settings"]["min_confidence"] == 1.0
+    assert rep["abstention"]["refused"] == 1.0
+    assert rep["answer"]["support"] == 0.0 and rep["answer"]["answered"] == 0.0
+    assert rep["answer"]["exact_match"] == 0.0 and rep["answer"]["f1"] == 0.0
+    assert rep["abstention"]["end_to_end"] == pytest.approx(2 / 12, abs=1e-4)  # only the unanswerable right
+    assert rep["answer"]["support_before_abstention"] == 1.0  # it still knew which sentence it would cite
+    assert rep["retrieval"]["recall@1"] == 1.0  # retrieval does not depend on the threshold
+
+
+def test_table_output(capsys: Any, shared_model: None, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "eval", SQUAD, "--cache-dir", tmp_path, "--limit", "4")
+    assert code == 0
+    assert "squad2.json (squad2, split all), mode hybrid: 4 questions" in out
+    assert "100.0 / 100.0 / 100.0" in out  # recall@1/5/10
+    assert "ask latency median / p95 / p99" in out
+
+
+def test_jsonl_against_the_current_collection(capsys: Any, shared_model: None, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    code, _, err = run(capsys, "--data-dir", data, "add", FIX / "articles")
+    assert code == 0, err
+    rep = run_json(capsys, "--data-dir", data, "eval", JSONL, *THRESHOLD)
+    assert (rep["format"], rep["questions"], rep["answerable"], rep["articles"]) == ("jsonl", 6, 5, 4)
+    assert rep["retrieval"] == {"recall@1": 1.0, "recall@5": 1.0, "recall@10": 1.0, "n": 4}  # 4 name an article
+    assert rep["answer"]["support"] == 1.0
+    assert rep["abstention"]["end_to_end"] == 1.0
+    assert rep["cost"]["ingest_s"] is None  # nothing was ingested
+
+
+def test_jsonl_naming_a_missing_article_is_an_error(capsys: Any, shared_model: None, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(capsys, "--data-dir", data, "add", FIX / "articles" / "kessel_bakery.txt")[0] == 0
+    code, _, err = run(capsys, "--data-dir", data, "eval", JSONL, "--json")
+    assert code == 1
+    assert "'Marrowick Lighthouse'" in err and "no article" in err
+
+
+def test_jsonl_on_an_empty_collection_says_what_to_do(capsys: Any, shared_model: None, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "--data-dir", tmp_path / "empty", "eval", JSONL)
+    assert code == 1 and "is empty" in err and "articlebot add" in err
+
+
+def test_realtimeqa_fixture(capsys: Any, shared_model: None, tmp_path: Path) -> None:
+    rep = run_json(capsys, "eval", RTQA, "--cache-dir", tmp_path, *THRESHOLD)
+    assert rep["format"] == "realtimeqa"
+    assert (rep["articles"], rep["questions"]) == (4, 2)  # the empty article skipped; q2 has no gold article
+    assert rep["retrieval"]["recall@1"] == 1.0
+    assert rep["answer"]["support"] == 1.0
+    assert rep["abstention"]["refused"] == 0.0
+    assert "end_to_end" not in rep["abstention"]  # no unanswerable questions in this set
+
+
+def test_off_collection_questions_are_refused(capsys: Any, shared_model: None, tmp_path: Path) -> None:
+    # The SQuAD fixture's answerable questions against the news fixture: 5 of 10 are about articles that
+    # are there (lighthouse x2, volcano, chess, bakery), the other 5 about things it does not hold.
+    rep = run_json(capsys, "eval", SQUAD, "--against", RTQA, "--cache-dir", tmp_path, *THRESHOLD)
+    assert (rep["questions"], rep["articles"]) == (10, 4)
+    assert rep["refused"] == 0.5
+
+
+def test_tune_picks_on_dev_and_reports_test(capsys: Any, shared_model: None, tmp_path: Path) -> None:
+    result = run_json(capsys, "eval", SQUAD, "--tune", "--cache-dir", tmp_path)
+    chosen = result["chosen"]
+    assert set(chosen) >= {"rrf_k", "bm25_weight", "dense_weight", "min_confidence"}
+    assert 0.0 <= chosen["min_confidence"] <= 1.0
+    assert len(result["fusion_grid_dev"]) == len(tune.RRF_KS) * len(tune.WEIGHTS)
+    assert result["reports"]["test"]["questions"] == 2 and result["reports"]["dev"]["questions"] == 10
+    assert result["reports"]["all"]["retrieval"]["recall@1"] == 1.0
+
+
+def test_usage_errors_name_the_problem(capsys: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "ok?", "answers": ["x"]}\n{"question": 3}\n', encoding="utf-8")
+    code, _, err = run(capsys, "eval", bad)
+    assert code == 1 and "bad.jsonl line 2" in err and '"question"' in err
+    code, _, err = run(capsys, "eval", JSONL, "--split", "dev")
+    assert code == 1 and "squad2" in err
+    code, _, err = run(capsys, "eval", SQUAD, "--set", "answer.min_confidence=2")
+    assert code == 1 and "min_confidence" in err
+    code, _, err = run(capsys, "eval", tmp_path / "nope.json")
+    assert code == 1 and "nope.json" in err
+
+
+# ---- loaders -------------------------------------------------------------------------------------------
+
+
+def test_realtimeqa_loader_prefers_gold_text_and_canonical_urls() -> None:
+    s = datasets.load_realtimeqa(RTQA)
+    docs = dict(s.documents or ())
+    lighthouse = docs["https://news.example.com/2022/01/01/marrowick-lighthouse/index.html"]
+    assert lighthouse.text.startswith("The Marrowick lighthouse was built in 1887")  # not the gcs ad text
+    assert lighthouse.title == "Marrowick lighthouse turns 135 - Example News"  # the gcs title
+    assert lighthouse.published == "2022-01-01" and lighthouse.byline == "Ann Writer"
+    assert "https://news.example.com/2022/01/04/kessel-bakery/index.html" in docs  # utm_source dropped
+    assert [q.answers for q in s.questions] == [("Tobias Fenwright",), ("1962",)]
+
+
+def test_squad_loader_titles_and_limit() -> None:
+    s = datasets.load_squad2(SQUAD)
+    assert s.documents is not None and s.documents[0][0] == "Marrowick Lighthouse \u00b61"
+    assert [q.answerable for q in s.questions].count(False) == 2
+    picked = s.limited(3).questions
+    assert [q.id for q in picked] == ["q1", "q5", "q9"]  # spread over the set, not the first three
+
+
+# ---- metrics by hand -----------------------------------------------------------------------------------
+
+
+def test_squad_normalisation_exact_match_and_f1() -> None:
+    assert metrics.normalize_answer("The  Cat's   hat!") == "cats hat"
+    assert metrics.exact_match("Tobias Fenwright [1].", ["tobias fenwright"]) == 1.0
+    assert metrics.exact_match("Tobias [1][2]", ["Tobias Fenwright"]) == 0.0
+    # pred {big, red, dog} vs gold {red, dog}: P = 2/3, R = 1, F1 = 0.8
+    assert metrics.f1_score("the big red dog", ["no match", "red dog"]) == pytest.approx(0.8)
+    assert metrics.f1_score("anything", []) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("quote", "gold", "expected"),
+    [
+        ("This killed 36 civilians.", "36", True),
+        ("This killed 360 civilians.", "36", False),
+        ("It was built in 1936.", "36", False),
+        ("The rate was 36.5 percent.", "36", False),
+        ("Some 36, said the report.", "36", True),
+        ("It cost 1,000,000 dollars.", "1,000", False),
+        ("It cost 1,000.", "1,000", True),
+        ("The show \u201cSquid Game\u201d returns.", '"squid game"', True),
+        ("The SQUID GAME returns.", "\u201cSquid Game\u201d", True),  # quotes around a title are not the answer
+        ("The squid gamer returns.", "squid game", True),  # plain text answers are substrings
+        ("Netflix renewed squid game.", "Squid Game", True),
+        ("Fourteen kilometres\u00a0high", "fourteen kilometres high", True),
+    ],
+)
+def test_support_matching(quote: str, gold: str, expected: bool) -> None:
+    assert metrics.contains_answer(quote, [gold]) is expected
+
+
+def test_auroc_by_hand() -> None:
+    # positives {0.9, 0.3}, negatives {0.8, 0.1}: pairs won 0.9>0.8, 0.9>0.1, 0.3>0.1; lost 0.3<0.8 -> 3/4
+    assert metrics.auroc([0.9, 0.8, 0.3, 0.1], [True, False, True, False]) == pytest.approx(0.75)
+    assert metrics.auroc([0.5, 0.5], [True, False]) == pytest.approx(0.5)  # a tie counts half
+    assert metrics.auroc([0.2, 0.4, 0.6], [False, True, True]) == pytest.approx(1.0)
+    assert metrics.auroc([0.2, 0.4], [True, True]) is None
+
+
+def test_ranking_helpers_and_percentiles() -> None:
+    assert metrics.collapse([3, 3, 1, 3, 2]) == [3, 1, 2]
+    assert metrics.recall_at([3, 1, 2], [2], 2) == 0.0 and metrics.recall_at([3, 1, 2], [2, 9], 3) == 1.0
+    assert metrics.percentile([1, 2, 3, 4], 50) == pytest.approx(2.5)
+    assert metrics.percentile(list(range(1, 101)), 95) == pytest.approx(95.05)
+    assert metrics.percentile([], 50) is None
+
+
+def _outcome(answerable: bool, confidence: float, supported: bool) -> Outcome:
+    q = Question(id="x", text="q", answers=("gold",) if answerable else (), gold=(), answerable=answerable)
+    quote = "the gold quote" if supported else "something else"
+    return Outcome(q, (), (), False, confidence, "t", quote, quote, 1.0)
+
+
+def test_threshold_is_picked_for_end_to_end_accuracy() -> None:
+    outs = [
+        _outcome(True, 0.9, True),
+        _outcome(True, 0.7, True),
+        _outcome(True, 0.6, False),  # answerable but the quote is wrong: better refused
+        _outcome(False, 0.5, False),
+        _outcome(False, 0.2, False),
+    ]
+    assert tune.end_to_end_at(outs, 0.0) == pytest.approx(2 / 5)
+    threshold, acc = tune.pick_threshold(outs)
+    # Refusing both unanswerable ones is right; the wrong answer at 0.6 is wrong refused or not: 4 of 5.
+    assert acc == pytest.approx(4 / 5)
+    assert threshold == pytest.approx(0.51)  # the lowest threshold that refuses the 0.5
+
+
+def test_a_threshold_applied_afterwards_equals_asking_with_it(embedder: Any, tmp_path: Path) -> None:
+    """The tuning scores every threshold from one run at 0; that is only honest if the answer step refuses
+    exactly when the confidence is below the threshold, which this checks on real answers."""
+    from engine.config import DEFAULT_CONFIG, load_settings
+    from evaluation import runner
+
+    settings = load_settings(DEFAULT_CONFIG, tmp_path / "data")
+    evalset = datasets.load_squad2(SQUAD)
+    prep = runner.prepare(evalset, settings, cache_root=tmp_path / "cache", embedder=embedder)
+    engines = [prep.engine_for(runner.with_answer(settings, min_confidence=t)) for t in (0.0, 0.5)]
+    try:
+        at_zero, real = (runner.ask_all(prep, evalset.questions, engine=e, recall=False) for e in engines)
+        derived = runner.apply_threshold(list(at_zero), 0.5)
+        real = list(real)
+        assert 0 < sum(o.abstained for o in real) < len(real)  # the threshold refuses some, not all
+        assert [(o.abstained, o.quote, o.candidate) for o in derived] == [
+            (o.abstained, o.quote, o.candidate) for o in real
+        ]
+        assert [o.confidence for o in derived] == pytest.approx([o.confidence for o in real])
+    finally:
+        for e in engines:
+            e.store.close()
+        prep.close()
