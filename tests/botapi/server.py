@@ -94,6 +94,20 @@ class Sent:
         return [(b["text"], b.get("callback_data", "")) for row in rows for b in row]
 
 
+@dataclass(frozen=True)
+class BotEvent:
+    """Something the bot did, as passed to listeners: a message sent or edited, or a callback answered."""
+
+    kind: str  # "sent" | "edited" | "answered"
+    at: float  # time.monotonic()
+    sent: Sent | None = None  # for "sent" and "edited"
+    query_id: str | None = None  # for "answered"
+    answer: JSON | None = None  # for "answered": text, show_alert, at
+
+
+Listener = Callable[[BotEvent], None]
+
+
 @dataclass
 class _Chat:
     id: int
@@ -156,6 +170,9 @@ class BotApiEmulator:
         self._webhook_thread: threading.Thread | None = None
         # what the bot did, for the tests to read
         self.sent: list[Sent] = []
+        self._sent_by_chat: dict[int, list[Sent]] = {}  # the same messages, per chat (fast lookups under load)
+        self._sent_by_id: dict[tuple[int, int], Sent] = {}
+        self._listeners: list[Listener] = []
         self.callback_answers: dict[str, JSON] = {}
         self.chat_actions: list[tuple[float, int, str]] = []
         self.commands: dict[str, list[JSON]] = {}
@@ -345,13 +362,38 @@ class BotApiEmulator:
 
     # ---- watching the bot --------------------------------------------------------------------------
 
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener` for every message the bot sends or edits and every callback answer, as it
+        happens (on the server's request thread, under its lock: return quickly, do not call back in).
+        The soak run uses it to time each reply without polling."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _emit(self, event: BotEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not turn into a Bot API error for the bot
+                log.exception("emulator listener failed")
+
+    def _record(self, sent: Sent) -> None:
+        self.sent.append(sent)
+        self._sent_by_chat.setdefault(sent.chat_id, []).append(sent)
+        self._sent_by_id[(sent.chat_id, sent.message_id)] = sent
+
     def messages(self, chat_id: int) -> list[Sent]:
         with self._lock:
-            return [s for s in self.sent if s.chat_id == chat_id]
+            return list(self._sent_by_chat.get(chat_id, ()))
 
     def mark(self, chat_id: int) -> int:
         """How many messages the bot has sent to the chat so far: pass as `after` to wait_messages."""
-        return len(self.messages(chat_id))
+        with self._lock:
+            return len(self._sent_by_chat.get(chat_id, ()))
 
     def wait_until(self, predicate: Callable[[], Any], timeout: float, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout
@@ -384,7 +426,10 @@ class BotApiEmulator:
 
     def find(self, chat_id: int, message_id: int) -> Sent:
         with self._lock:
-            return next(s for s in self.sent if s.chat_id == chat_id and s.message_id == message_id)
+            found = self._sent_by_id.get((chat_id, message_id))
+            if found is None:
+                raise StopIteration(f"no message {message_id} from the bot in chat {chat_id}")
+            return found
 
     def pending_updates(self) -> int:
         with self._lock:
@@ -618,19 +663,19 @@ class BotApiEmulator:
                     reply_to = int(params["message_id"])
                     fields["reply_to_message"] = target
             msg = self._new_message(chat, self._bot_user(), **fields)
-            self.sent.append(
-                Sent(
-                    chat.id,
-                    int(msg["message_id"]),
-                    text,
-                    str(p["text"]),
-                    entities,
-                    reply_to,
-                    markup,
-                    time.monotonic(),
-                )
+            sent = Sent(
+                chat.id,
+                int(msg["message_id"]),
+                text,
+                str(p["text"]),
+                entities,
+                reply_to,
+                markup,
+                time.monotonic(),
             )
+            self._record(sent)
             self._cond.notify_all()
+            self._emit(BotEvent("sent", sent.at, sent=sent))
             return msg
 
     def _api_editmessagetext(self, p: JSON) -> JSON:
@@ -657,10 +702,12 @@ class BotApiEmulator:
                 msg["entities"] = entities
             if markup:
                 msg["reply_markup"] = markup
-            sent = next(s for s in self.sent if s.chat_id == chat.id and s.message_id == msg["message_id"])
+            sent = self._sent_by_id[(chat.id, int(msg["message_id"]))]
             sent.text, sent.html, sent.entities, sent.reply_markup = text, str(p["text"]), entities, markup
-            sent.edits.append((time.monotonic(), str(p["text"])))
+            now = time.monotonic()
+            sent.edits.append((now, str(p["text"])))
             self._cond.notify_all()
+            self._emit(BotEvent("edited", now, sent=sent))
             return msg
 
     def _api_sendchataction(self, p: JSON) -> bool:
@@ -681,12 +728,10 @@ class BotApiEmulator:
             text = str(p.get("text", ""))
             if len(text) > MAX_CALLBACK_ANSWER:
                 raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
-            self.callback_answers[query_id] = {
-                "text": text,
-                "show_alert": _bool(p, "show_alert"),
-                "at": time.monotonic(),
-            }
+            answer: JSON = {"text": text, "show_alert": _bool(p, "show_alert"), "at": time.monotonic()}
+            self.callback_answers[query_id] = answer
             self._cond.notify_all()
+            self._emit(BotEvent("answered", float(answer["at"]), query_id=query_id, answer=answer))
         return True
 
     def _api_getfile(self, p: JSON) -> JSON:
