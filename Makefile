@@ -39,8 +39,8 @@ test: lint unit
 # (docs/benchmarks.md), the 10-minute soak against the loopback Bot API, and the long SIGKILL run.
 bench: install
 	$(BIN)/python -m scripts.bench --data $(DATA)
-	$(BIN)/python scripts/soak_bot.py --users 200 --seconds 600 --out docs/soak.md
-	$(BIN)/python scripts/crash_soak.py --kills 50 --json docs/crash_soak.json
+	$(BIN)/python -m scripts.soak_bot --users 200 --seconds 600 --out docs/soak.md
+	$(BIN)/python -m scripts.crash_soak --kills 50 --json docs/crash_soak.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

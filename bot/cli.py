@@ -69,9 +69,19 @@ def _engine(settings: Settings, progress: bool = False) -> Engine:
     from engine.service import Engine
 
     engine = Engine(settings, progress=progress)
-    for notice in engine.notices:
-        print(f"note: {notice}", file=sys.stderr)
+    _notes(engine)
     return engine
+
+
+_shown: set[str] = set()
+
+
+def _notes(engine: Engine) -> None:
+    """What the engine noticed and did (a repaired index, a cache it could not save), told once each."""
+    for notice in engine.notices:
+        if notice not in _shown:
+            _shown.add(notice)
+            print(f"note: {notice}", file=sys.stderr)
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -87,6 +97,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         else:
             failed = True
             print(f"error      {r.error}", file=sys.stderr)
+    _notes(engine)
     return 1 if failed else 0
 
 
@@ -139,8 +150,10 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
-    article = _engine(settings).remove(args.id)
+    engine = _engine(settings)
+    article = engine.remove(args.id)
     print(f"removed    #{article.id}  {article.title}")
+    _notes(engine)
     return 0
 
 
