@@ -8,7 +8,7 @@ kind, the bot's RSS (start, middle, end, peak) and checks that every message got
 own chat, that the reindex finished, that memory did not keep growing and that nothing crashed. Traffic
 stays on 127.0.0.1; the run stops itself at a hard deadline. Full length in `make bench`:
 
-    .venv/bin/python scripts/soak_bot.py [--users 200] [--seconds 600] [--json] [--out FILE]
+    .venv/bin/python -m scripts.soak_bot [--users 200] [--seconds 600] [--json] [--out FILE]
 
 Exit code 0 when every check passed.
 """
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         report = run_soak(cfg, work, log=log)
-    command = "python scripts/soak_bot.py " + " ".join(
+    command = "python -m scripts.soak_bot " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
     if args.out:

@@ -428,7 +428,7 @@ class BotApiEmulator:
         with self._lock:
             found = self._sent_by_id.get((chat_id, message_id))
             if found is None:
-                raise StopIteration(f"no message {message_id} from the bot in chat {chat_id}")
+                raise KeyError(f"no message {message_id} from the bot in chat {chat_id}")
             return found
 
     def pending_updates(self) -> int:

@@ -288,6 +288,8 @@ class SoakReport:
             f"max {lat.max:.0f} ms"
             if lat
             else "latency: no replies",
+            "latency p50/p95, during vs outside the reindex: "
+            + "; ".join(f"{k} {v.p50:.0f}/{v.p95:.0f} ms (n={v.count})" for k, v in self.latency_reindex_ms.items()),
             f"lost {self.lost}, duplicated {self.duplicated}, unexpected {self.unexpected}, wrong chat "
             f"{self.wrong_chat}, bad content {self.bad_content}, timed out {self.timeouts}",
             f"articles: {self.articles_seeded} at start + {self.articles_added} added = "
