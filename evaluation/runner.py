@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from corpus.extract import content_hash
 from engine.config import ROOT, Settings
 from engine.errors import UserError
 from engine.service import Engine
@@ -36,6 +37,8 @@ from evaluation.datasets import EvalSet, Question
 CACHE_VERSION = 1  # bump when the cached data dir layout or the loaders' documents change meaning
 DEFAULT_CACHE_ROOT = ROOT / ".cache" / "eval"
 MANIFEST = "eval-manifest.json"
+PROGRESS = "eval-progress.json"  # an ingest under way: its key and the seconds spent so far
+INGEST_BATCH = 250  # articles embedded and stored per step of a resumable ingest
 RECALL_DEPTH = 10  # articles ranked for recall@1/5/10
 WARMUP_QUESTIONS = 3
 
@@ -228,24 +231,45 @@ def _cached(evalset: EvalSet, settings: Settings, data_dir: Path, embedder: Any)
 def _ingest(
     evalset: EvalSet, settings: Settings, data_dir: Path, embedder: Any, progress: bool, log: Log, owned: bool
 ) -> Prepared:
+    """Ingest in batches, noting the time spent after each, so that an interrupted ingest of a large
+    collection resumes where it stopped (stored articles are recognised as duplicates, not re-embedded)."""
     assert evalset.documents is not None
+    state_path = data_dir / PROGRESS
+    state: dict[str, Any] = {}
     if data_dir.exists() and any(data_dir.iterdir()):
-        # An interrupted or stale ingest (the manifest is written last) is redone; anything else is not ours.
-        if not (owned or (data_dir / MANIFEST).exists()):
-            raise UserError(f"{data_dir} already holds data that is not an evaluation ingest; give an empty directory")
-        shutil.rmtree(data_dir)
+        if state_path.exists() and not (data_dir / MANIFEST).exists():
+            with contextlib.suppress(OSError, ValueError):
+                state = json.loads(state_path.read_text(encoding="utf-8"))
+        if state.get("key") != cache_key(evalset, settings):
+            # A stale ingest is redone; a directory this code did not make is not touched.
+            if not (owned or (data_dir / MANIFEST).exists() or state_path.exists()):
+                raise UserError(
+                    f"{data_dir} already holds data that is not an evaluation ingest; give an empty directory"
+                )
+            shutil.rmtree(data_dir)
+            state = {}
     data_dir.mkdir(parents=True, exist_ok=True)
+    state = state or {"key": cache_key(evalset, settings), "seconds": 0.0, "load_average": [_loadavg(), None]}
     engine = Engine(settings.model_copy(update={"data_dir": data_dir}), progress=progress, embedder=embedder)
     docs = [doc for _, doc in evalset.documents]
-    log(f"ingesting {len(docs)} articles into {data_dir} ...")
-    load_before = _loadavg()
-    t0 = time.perf_counter()
-    results = engine.add_documents(docs, added_by="eval")
-    seconds = time.perf_counter() - t0
+    resumed = engine.store.count()
+    log(f"ingesting {len(docs)} articles into {data_dir}" + (f" (resuming: {resumed} stored)" if resumed else ""))
+    results = []
+    for start in range(0, len(docs), INGEST_BATCH):
+        t0 = time.perf_counter()
+        results += engine.add_documents(docs[start : start + INGEST_BATCH], added_by="eval")
+        state["seconds"] += time.perf_counter() - t0
+        tmp = data_dir / (PROGRESS + ".tmp")
+        tmp.write_text(json.dumps(state), encoding="utf-8")
+        tmp.replace(state_path)
+        if len(docs) > INGEST_BATCH:
+            log(f"  {min(start + INGEST_BATCH, len(docs))}/{len(docs)} articles, {state['seconds']:.0f} s")
+    seconds = float(state["seconds"])
     gold: dict[str, tuple[int, ...]] = {}
     skipped = 0
-    for (key, _), r in zip(evalset.documents, results, strict=True):
-        stored = r.article or r.duplicate
+    for (key, doc), r in zip(evalset.documents, results, strict=True):
+        # The same text twice in one batch is refused rather than reported as a duplicate: look it up.
+        stored = r.article or r.duplicate or engine.store.find_duplicate(doc.url, content_hash(doc.text))
         if stored is None:
             skipped += 1
             continue
@@ -257,7 +281,7 @@ def _ingest(
         cached=False,
         measured_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         skipped=skipped,
-        load_average=(load_before, _loadavg()),
+        load_average=(state["load_average"][0], _loadavg()),
     )
     manifest = {
         "version": CACHE_VERSION,
@@ -272,6 +296,7 @@ def _ingest(
         "passages": info.passages,
         "skipped": skipped,
         "ingest_seconds": round(seconds, 2),
+        "resumed": bool(resumed),
         "measured_at": info.measured_at,
         "machine": machine(),
         # Other work on the machine slows the embedding: the load average before and after, for the record.
@@ -281,6 +306,7 @@ def _ingest(
     tmp = data_dir / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     tmp.replace(data_dir / MANIFEST)
+    state_path.unlink(missing_ok=True)
     log(f"ingested {info.articles} articles, {info.passages} passages in {seconds:.1f} s")
     return Prepared(engine, gold, info, data_dir)
 

@@ -288,3 +288,31 @@ def test_a_threshold_applied_afterwards_equals_asking_with_it(embedder: Any, tmp
         for e in engines:
             e.store.close()
         prep.close()
+
+
+def test_an_interrupted_ingest_resumes_where_it_stopped(
+    capsys: Any, shared_model: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Embedding the news collection takes many minutes; a rerun after an interruption must not redo it."""
+    import engine.service
+    from evaluation import runner
+
+    monkeypatch.setattr(runner, "INGEST_BATCH", 2)
+    real_add = engine.service.Engine.add_documents
+    calls: list[int] = []
+
+    def add_then_fail(self: Any, docs: Any, *, added_by: str) -> Any:
+        calls.append(len(docs))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C during the second batch
+        return real_add(self, docs, added_by=added_by)
+
+    monkeypatch.setattr(engine.service.Engine, "add_documents", add_then_fail)
+    code, _, _ = run(capsys, "eval", RTQA, "--cache-dir", tmp_path, "--json")
+    assert code == 130
+    monkeypatch.setattr(engine.service.Engine, "add_documents", real_add)
+    code, out, err = run(capsys, "eval", RTQA, "--cache-dir", tmp_path, "--json", *THRESHOLD)
+    assert code == 0, err
+    assert "resuming: 2 stored" in err
+    rep = json.loads(out)
+    assert rep["articles"] == 4 and rep["retrieval"]["recall@1"] == 1.0
