@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -471,6 +471,4 @@ def _shared_embedder(model: str, backend: str, batch_size: int) -> Embedder:
 
 
 def _retitle(doc: Document, title: str) -> Document:
-    from dataclasses import replace
-
     return replace(doc, title=title.strip()[:200] or doc.title)
