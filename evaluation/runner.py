@@ -28,7 +28,7 @@ import yaml
 from pydantic import ValidationError
 
 from corpus.extract import content_hash
-from engine.config import ROOT, Settings
+from engine.config import ROOT, IndexSettings, Settings
 from engine.errors import UserError
 from engine.service import Engine
 from evaluation import metrics
@@ -535,6 +535,13 @@ def _round(x: float | None, nd: int = 2) -> float | None:
     return None if x is None else round(x, nd)
 
 
+def fusion_label(s: IndexSettings) -> str:
+    """The hybrid fusion in a few words, e.g. "convex bm25_share=0.3" or "rrf k=60 weights 1.0/1.0"."""
+    if s.fusion == "convex":
+        return f"convex bm25_share={s.bm25_share}"
+    return f"rrf k={s.rrf_k} weights {s.bm25_weight}/{s.dense_weight}"
+
+
 def settings_summary(settings: Settings, mode: str | None) -> dict[str, Any]:
     s, a = settings.index, settings.answer
     return {
@@ -542,9 +549,7 @@ def settings_summary(settings: Settings, mode: str | None) -> dict[str, Any]:
         "model": s.model,
         "backend": s.backend,
         "chunk_words": s.chunk_words,
-        "rrf_k": s.rrf_k,
-        "bm25_weight": s.bm25_weight,
-        "dense_weight": s.dense_weight,
+        "fusion": fusion_label(s),
         "candidates": s.candidates,
         "top_k": a.top_k,
         "min_confidence": a.min_confidence,
@@ -648,8 +653,7 @@ def format_off_collection(rep: dict[str, Any]) -> str:
             f"mode {s['mode']}",
             f"refused (higher is better): {fmt_pct(rep['refused'])}",
             f"ask latency median / p95 / p99 (warm): {lat} ms",
-            f"settings: min_confidence={s['min_confidence']} rrf_k={s['rrf_k']} "
-            f"bm25_weight={s['bm25_weight']} dense_weight={s['dense_weight']}",
+            f"settings: min_confidence={s['min_confidence']} fusion: {s['fusion']}",
         ]
     )
 
@@ -706,7 +710,7 @@ def format_table(rep: dict[str, Any]) -> str:
     lines = [head, "-" * len(head)]
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines.append(
-        f"settings: rrf_k={s['rrf_k']} bm25_weight={s['bm25_weight']} dense_weight={s['dense_weight']} "
+        f"settings: fusion {s['fusion']} "
         f"top_k={s['top_k']} min_confidence={s['min_confidence']} model={s['model']} backend={s['backend']}"
     )
     return "\n".join(lines)

@@ -20,17 +20,28 @@ from engine.config import Settings
 from evaluation import datasets, metrics, runner
 from evaluation.runner import Log, Outcome, Prepared
 
-# rrf_k x (bm25_weight, dense_weight): the ratio of the weights is what matters in a weighted RRF.
+# The fusions tried on dev, as `index` settings. Convex: the BM25 share of the score. RRF: rrf_k x
+# (bm25_weight, dense_weight); the ratio of the weights is what matters in a weighted RRF.
+SHARES: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 RRF_KS: tuple[int, ...] = (10, 30, 60)
 WEIGHTS: tuple[tuple[float, float], ...] = (
     (1.0, 0.0),
     (1.0, 0.25),
     (1.0, 0.5),
-    (1.0, 0.75),
     (1.0, 1.0),
-    (0.75, 1.0),
     (0.5, 1.0),
 )
+
+
+def fusion_candidates(
+    shares: Sequence[float] = SHARES, rrf_ks: Sequence[int] = RRF_KS, weights: Sequence[tuple[float, float]] = WEIGHTS
+) -> list[dict[str, Any]]:
+    """Every fusion the grid tries, as `index` setting overrides."""
+    out: list[dict[str, Any]] = [{"fusion": "convex", "bm25_share": share} for share in shares]
+    out += [
+        {"fusion": "rrf", "rrf_k": k, "bm25_weight": b, "dense_weight": d} for k in rrf_ks for b, d in weights
+    ]
+    return out
 
 
 def _quiet(_: str) -> None:
@@ -42,40 +53,33 @@ def fusion_grid(
     questions: Sequence[datasets.Question],
     settings: Settings,
     *,
-    rrf_ks: Sequence[int] = RRF_KS,
-    weights: Sequence[tuple[float, float]] = WEIGHTS,
+    candidates: Sequence[dict[str, Any]] | None = None,
     log: Log = _quiet,
 ) -> list[dict[str, Any]]:
-    """Recall@1/5/10 of the gold article for every (rrf_k, weights) on the given questions, best first."""
+    """Recall@1/5/10 of the gold article for every fusion candidate on the given questions, best first
+    (by R@1 + R@5 / 2). Each row holds the candidate's `index` overrides and a readable label."""
     qs = [q for q in questions if q.answerable and prep.gold_ids(q)]
     texts = [" ".join(q.text.split()) for q in qs]
     qvecs = prep.engine.embedder.encode(texts) if texts else np.zeros((0, prep.engine.embedder.dim))
     rows = []
-    for rrf_k in rrf_ks:
-        for bm25_w, dense_w in weights:
-            mode = "hybrid"
-            engine = prep.engine_for(runner.with_index(settings, rrf_k=rrf_k, bm25_weight=bm25_w, dense_weight=dense_w))
-            try:
-                ranked = [
-                    runner.ranked_with_vector(engine, t, v, mode, runner.RECALL_DEPTH)
-                    for t, v in zip(texts, qvecs, strict=True)
-                ]
-            finally:
-                engine.store.close()
-            row: dict[str, Any] = {
-                "rrf_k": rrf_k,
-                "bm25_weight": bm25_w,
-                "dense_weight": dense_w,
-                "mode": mode,
-            }
-            for k in (1, 5, 10):
-                row[f"recall@{k}"] = round(
-                    metrics.mean([metrics.recall_at(r, prep.gold_ids(q), k) for r, q in zip(ranked, qs, strict=True)])
-                    or 0.0,
-                    4,
-                )
-            log(f"  rrf_k={rrf_k} bm25={bm25_w} dense={dense_w}: R@1 {row['recall@1']:.3f} R@5 {row['recall@5']:.3f}")
-            rows.append(row)
+    for overrides in candidates if candidates is not None else fusion_candidates():
+        engine = prep.engine_for(runner.with_index(settings, **overrides))
+        try:
+            ranked = [
+                runner.ranked_with_vector(engine, t, v, "hybrid", runner.RECALL_DEPTH)
+                for t, v in zip(texts, qvecs, strict=True)
+            ]
+        finally:
+            engine.store.close()
+        row: dict[str, Any] = {"index": dict(overrides), "label": runner.fusion_label(engine.settings.index)}
+        for k in (1, 5, 10):
+            row[f"recall@{k}"] = round(
+                metrics.mean([metrics.recall_at(r, prep.gold_ids(q), k) for r, q in zip(ranked, qs, strict=True)])
+                or 0.0,
+                4,
+            )
+        log(f"  {row['label']}: R@1 {row['recall@1']:.3f} R@5 {row['recall@5']:.3f}")
+        rows.append(row)
     rows.sort(key=lambda r: (-(r["recall@1"] + 0.5 * r["recall@5"]), -r["recall@10"]))
     return rows
 
@@ -122,10 +126,8 @@ def tune_squad(
         log(f"tuning the fusion on {dev.name} dev ({len(dev.questions)} questions) ...")
         grid = fusion_grid(prep, dev.questions, settings, log=log)
         best = grid[0]
-        tuned = runner.with_index(
-            settings, rrf_k=best["rrf_k"], bm25_weight=best["bm25_weight"], dense_weight=best["dense_weight"]
-        )
-        mode = best["mode"]
+        tuned = runner.with_index(settings, **best["index"])
+        mode = "hybrid"
         log("tuning answer.min_confidence on dev ...")
         engine0 = prep.engine_for(runner.with_answer(tuned, min_confidence=0.0))
         try:
@@ -135,8 +137,7 @@ def tune_squad(
         threshold, dev_e2e = pick_threshold(dev_at_zero)
         tuned = runner.with_answer(tuned, min_confidence=threshold)
         log(
-            f"chosen: rrf_k={best['rrf_k']} bm25_weight={best['bm25_weight']} "
-            f"dense_weight={best['dense_weight']} min_confidence={threshold}; asking the test split ..."
+            f"chosen: {best['label']}, min_confidence={threshold}; asking the test split ..."
         )
         test = datasets.load_squad2(path, "test").limited(limit)
         engine = prep.engine_for(tuned)
@@ -155,9 +156,8 @@ def tune_squad(
         return {
             "chosen": {
                 "mode": mode,
-                "rrf_k": best["rrf_k"],
-                "bm25_weight": best["bm25_weight"],
-                "dense_weight": best["dense_weight"],
+                "index": best["index"],
+                "label": best["label"],
                 "min_confidence": threshold,
                 "dev_end_to_end_at_threshold": round(dev_e2e, 4),
             },
@@ -172,18 +172,16 @@ def format_tuning(result: dict[str, Any]) -> str:
     c = result["chosen"]
     lines = [
         "chosen on the dev split (first 8 titles):",
-        f"  index.rrf_k: {c['rrf_k']}",
-        f"  index.bm25_weight: {c['bm25_weight']}",
-        f"  index.dense_weight: {c['dense_weight']}",
+        *(f"  index.{key}: {value}" for key, value in c["index"].items()),
         f"  answer.min_confidence: {c['min_confidence']}"
         f"   (dev end-to-end {runner.fmt_pct(c['dev_end_to_end_at_threshold'])})",
         "",
-        "fusion grid on dev (best first): rrf_k bm25 dense  R@1  R@5  R@10",
+        "fusion grid on dev (best first): R@1  R@5  R@10",
     ]
+    width = max((len(r["label"]) for r in result["fusion_grid_dev"]), default=0)
     for r in result["fusion_grid_dev"]:
         lines.append(
-            f"  {r['rrf_k']:>4} {r['bm25_weight']:>5} {r['dense_weight']:>5}  "
-            + "  ".join(runner.fmt_pct(r[f"recall@{k}"]) for k in (1, 5, 10))
+            f"  {r['label'].ljust(width)}  " + "  ".join(runner.fmt_pct(r[f"recall@{k}"]) for k in (1, 5, 10))
         )
     for name in ("test", "all", "dev"):
         lines += ["", runner.format_table(result["reports"][name])]

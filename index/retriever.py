@@ -1,7 +1,12 @@
-"""Find the passages most likely to answer a question: BM25, dense vectors, or both fused by RRF.
+"""Find the passages most likely to answer a question: BM25, dense vectors, or both fused.
 
-Lexical search catches names, numbers and rare words exactly; dense search catches paraphrases. Reciprocal
-rank fusion combines the two rankings without calibrating their incomparable scores.
+Lexical search catches names, numbers and rare words exactly; dense search catches paraphrases. Two
+fusions are offered. `convex` (the default) adds the two scores after putting them on one scale: BM25
+divided by the best BM25 score of the question, cosine as it is; a passage found by one list only gets
+the other list's floor. It keeps how much better the first passage is than the second, which rank fusion
+throws away, and on SQuAD it beats RRF at rank 1 (Bruch et al., "An Analysis of Fusion Functions for
+Hybrid Retrieval", 2023, found the same; docs/benchmarks.md has our figures). `rrf` (reciprocal rank
+fusion) needs no scale at all and is kept for collections where BM25 scores are erratic.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from index.lexical import fts_query
 from index.models import Hit
 
 MODES = ("hybrid", "bm25", "dense")
+FUSIONS = ("convex", "rrf")
 
 
 def rrf_fuse(
@@ -39,6 +45,26 @@ def rrf_fuse(
             scores[cid] = scores.get(cid, 0.0) + weight / (rrf_k + rank)
             best[cid] = min(best.get(cid, rank), rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
+
+
+def convex_fuse(
+    bm25: list[tuple[int, float]], dense: list[tuple[int, float]], *, bm25_share: float
+) -> list[tuple[int, float]]:
+    """bm25_share * bm25 / max(bm25) + (1 - bm25_share) * cosine over the union of both lists.
+
+    A passage missing from the BM25 list scores 0 there (it matched no query word, or fewer than the
+    last one kept); one missing from the dense list gets the lowest cosine of that list (it is at most
+    that similar). Ties are broken by id, so results are deterministic.
+    """
+    top = max((score for _, score in bm25), default=0.0)
+    lexical = {cid: (score / top if top > 0 else 0.0) for cid, score in bm25}
+    cosine = dict(dense)
+    floor = min(cosine.values(), default=0.0)
+    scores = {
+        cid: bm25_share * lexical.get(cid, 0.0) + (1.0 - bm25_share) * cosine.get(cid, floor)
+        for cid in lexical.keys() | cosine.keys()
+    }
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 class Retriever:
@@ -82,8 +108,12 @@ class Retriever:
         if k <= 0:
             return []
         s = self.settings
-        use_bm25 = mode == "bm25" or (mode == "hybrid" and s.bm25_weight > 0)
-        use_dense = mode == "dense" or (mode == "hybrid" and s.dense_weight > 0)
+        if s.fusion == "convex":
+            bm25_on, dense_on = s.bm25_share > 0, s.bm25_share < 1
+        else:
+            bm25_on, dense_on = s.bm25_weight > 0, s.dense_weight > 0
+        use_bm25 = mode == "bm25" or (mode == "hybrid" and bm25_on)
+        use_dense = mode == "dense" or (mode == "hybrid" and dense_on)
         depth = max(k, s.candidates)
         bm25 = self.store.lexical_search(fts_query(question), depth) if use_bm25 else []
         dense: list[tuple[int, float]] = []
@@ -100,6 +130,10 @@ class Retriever:
             ranked = bm25
         elif mode == "dense":
             ranked = dense
+        elif not dense or not bm25:  # one list is off or empty: fusing would only rescale it
+            ranked = bm25 or dense
+        elif s.fusion == "convex":
+            ranked = convex_fuse(bm25, dense, bm25_share=s.bm25_share)
         else:
             ranked = rrf_fuse(
                 bm25, dense, rrf_k=s.rrf_k, bm25_weight=s.bm25_weight, dense_weight=s.dense_weight

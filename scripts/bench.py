@@ -161,6 +161,40 @@ def ingest_sample(news: datasets.EvalSet, settings: Settings, embedder: Any, n: 
         prep.close()
 
 
+BACKENDS = ("onnx-int8", "torch")
+
+
+def run_backends(
+    squad_path: Path, rtqa_dir: Path | None, settings: Settings, cache: Path, limit: int | None, sample: int
+) -> dict[str, Any]:
+    """The speed-up's price, side by side in this run: SQuAD retrieval and the news ingest rate with each
+    embedding backend (everything else as shipped)."""
+    from index.embedder import Embedder
+
+    full = datasets.load_squad2(squad_path, "all")
+    dev_titles = {q.group for q in datasets.load_squad2(squad_path, "dev").questions}
+    questions = full.limited(limit).questions
+    news = datasets.load_realtimeqa(rtqa_dir) if rtqa_dir is not None else None
+    out: dict[str, Any] = {}
+    for backend in BACKENDS:
+        s = runner.with_index(settings, backend=backend)
+        s_idx = s.index
+        embedder = Embedder(s_idx.model, s_idx.backend, s_idx.batch_size)
+        _log(f"backend {backend}: SQuAD retrieval, news ingest rate")
+        prep = runner.prepare(full, s, cache_root=cache, embedder=embedder, log=_log)
+        row: dict[str, Any] = {"retrieval": {}}
+        try:
+            for mode in ("dense", "hybrid"):
+                splits = _splits(runner.rank_all(prep, questions, mode=mode), dev_titles)
+                row["retrieval"][mode] = {k: runner.ranking_report(v) for k, v in splits.items()}
+        finally:
+            prep.close()
+        if news is not None:
+            row["ingest_sample"] = ingest_sample(news, s, embedder, sample)
+        out[backend] = row
+    return out
+
+
 def run_loadtest() -> dict[str, Any] | None:
     """The bot load test (scripts/loadtest_bot.py, written separately), its output kept verbatim."""
     if not LOADTEST.exists():
@@ -234,6 +268,7 @@ def render(res: dict[str, Any]) -> str:
     lines += _targets(res)
     lines += _side_by_side(res)
     lines += _answers(res)
+    lines += _backends(res)
     lines += _tuning(res)
     lines += _off_collection(res)
     lines += _cost(res)
@@ -427,6 +462,31 @@ def _answers(res: dict[str, Any]) -> list[str]:
     return out
 
 
+def _backends(res: dict[str, Any]) -> list[str]:
+    b = res.get("backends")
+    if not b:
+        return []
+    out = [
+        "## Embedding backends side by side",
+        "",
+        "The same retrieval with the model run by ONNX Runtime with int8 weights (shipped) and by "
+        "sentence-transformers on torch (float32); the news ingest rate on the same sample of articles.",
+        "",
+        "| backend | SQuAD2 dense R@1 / R@5 / R@10, test | SQuAD2 hybrid R@1 / R@5 / R@10, test | hybrid, all 16 "
+        "| retrieval ms median (hybrid) | news ingest passages/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for backend, row in b.items():
+        out.append(
+            f"| {backend} | {_recall_cell(_get(row, 'retrieval', 'dense', 'test'))} | "
+            f"{_recall_cell(_get(row, 'retrieval', 'hybrid', 'test'))} | "
+            f"{_recall_cell(_get(row, 'retrieval', 'hybrid', 'all'))} | "
+            f"{runner.fmt_num(_get(row, 'retrieval', 'hybrid', 'all', 'retrieve_ms_median'))} | "
+            f"{runner.fmt_num(_get(row, 'ingest_sample', 'passages_per_s'))} |"
+        )
+    return [*out, ""]
+
+
 def _tuning(res: dict[str, Any]) -> list[str]:
     tu = res.get("tuning")
     if not tu:
@@ -435,8 +495,7 @@ def _tuning(res: dict[str, Any]) -> list[str]:
     out = [
         "## Tuning (SQuAD dev split only)",
         "",
-        f"Chosen: `index.rrf_k: {c['rrf_k']}`, `index.bm25_weight: {c['bm25_weight']}`, "
-        f"`index.dense_weight: {c['dense_weight']}` (best dev R@1 + ½·R@5), "
+        "Chosen: " + ", ".join(f"`index.{k}: {v}`" for k, v in c["index"].items()) + " (best dev R@1 + ½·R@5), "
         f"`answer.min_confidence: {c['min_confidence']}` "
         f"(best dev end-to-end, {p(c['dev_end_to_end_at_threshold'])}).",
         "",
@@ -454,16 +513,13 @@ def _tuning(res: dict[str, Any]) -> list[str]:
         )
     out += [
         "",
-        "Fusion grid on the dev split (weighted RRF):",
+        "Fusion grid on the dev split (convex score fusion and weighted RRF), best first:",
         "",
-        "| rrf_k | bm25_weight | dense_weight | R@1 | R@5 | R@10 |",
-        "|---|---|---|---|---|---|",
+        "| fusion | R@1 | R@5 | R@10 |",
+        "|---|---|---|---|",
     ]
     for g in tu["fusion_grid_dev"]:
-        out.append(
-            f"| {g['rrf_k']} | {g['bm25_weight']} | {g['dense_weight']} | {p(g['recall@1'])} | "
-            f"{p(g['recall@5'])} | {p(g['recall@10'])} |"
-        )
+        out.append(f"| {g['label']} | {p(g['recall@1'])} | {p(g['recall@5'])} | {p(g['recall@10'])} |")
     return [*out, ""]
 
 
@@ -581,8 +637,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     res["tuning"] = tune.tune_squad(squad_path, settings, cache_root=args.cache_dir, limit=args.limit, log=_log)
     c = res["tuning"]["chosen"]
     tuned = runner.with_answer(
-        runner.with_index(settings, rrf_k=c["rrf_k"], bm25_weight=c["bm25_weight"], dense_weight=c["dense_weight"]),
+        runner.with_index(settings, **c["index"]),
         min_confidence=c["min_confidence"],
+    )
+    res["backends"] = run_backends(
+        squad_path, None if args.skip_news else rtqa_dir, settings, args.cache_dir, args.limit, args.ingest_sample
     )
     if not args.skip_news:
         res["news"] = run_news(rtqa_dir, squad_path, settings, tuned, args.cache_dir, args.limit, args.ingest_sample)

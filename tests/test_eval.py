@@ -153,9 +153,14 @@ def test_off_collection_questions_are_refused(capsys: Any, shared_model: None, t
 def test_tune_picks_on_dev_and_reports_test(capsys: Any, shared_model: None, tmp_path: Path) -> None:
     result = run_json(capsys, "eval", SQUAD, "--tune", "--cache-dir", tmp_path)
     chosen = result["chosen"]
-    assert set(chosen) >= {"rrf_k", "bm25_weight", "dense_weight", "min_confidence"}
+    assert chosen["index"]["fusion"] in ("convex", "rrf") and chosen["label"]
     assert 0.0 <= chosen["min_confidence"] <= 1.0
-    assert len(result["fusion_grid_dev"]) == len(tune.RRF_KS) * len(tune.WEIGHTS)
+    grid = result["fusion_grid_dev"]
+    assert len(grid) == len(tune.SHARES) + len(tune.RRF_KS) * len(tune.WEIGHTS)
+    assert grid[0]["index"] == chosen["index"]  # the best row on dev is the one chosen
+    assert [r["recall@1"] + r["recall@5"] / 2 for r in grid] == sorted(
+        (r["recall@1"] + r["recall@5"] / 2 for r in grid), reverse=True
+    )
     assert result["reports"]["test"]["questions"] == 2 and result["reports"]["dev"]["questions"] == 10
     assert result["reports"]["all"]["retrieval"]["recall@1"] == 1.0
 

@@ -23,7 +23,7 @@ from index.chunking import chunk_text
 from index.dense import DenseIndex, DenseIndexError
 from index.embedder import Embedder
 from index.lexical import fts_query
-from index.retriever import Retriever, rrf_fuse
+from index.retriever import Retriever, convex_fuse, rrf_fuse
 
 MODEL = "packaged:all-MiniLM-L6-v2"
 
@@ -81,8 +81,8 @@ def test_unavailable_model_is_a_clear_user_error(tmp_path: Path) -> None:
 def test_onnx_backend_without_onnxruntime_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the [onnx] extra were not installed
-    with pytest.raises(UserError, match=r"articlebot\[onnx\]"):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if onnxruntime had been uninstalled
+    with pytest.raises(UserError, match=r"pip install onnx onnxruntime, or set index.backend: torch"):
         Embedder(MODEL, backend="onnx-int8", cache_dir=tmp_path)
 
 
@@ -316,7 +316,13 @@ def test_retriever_finds_the_passage(
         assert top.dense_rank == 1 and top.bm25_rank is None and top.score == top.dense_score
     else:
         assert top.bm25_rank is not None and top.dense_rank is not None
-        assert top.score == pytest.approx(1 / (60 + top.bm25_rank) + 1 / (60 + top.dense_rank))
+        # The default convex fusion: 0.3 * BM25 / (the question's best BM25) + 0.7 * cosine.
+        best_bm25 = _retriever(corpus, embedder).search(question, 1, mode="bm25")[0].bm25_score
+        assert top.bm25_score is not None and top.dense_score is not None and best_bm25
+        assert top.score == pytest.approx(0.3 * top.bm25_score / best_bm25 + 0.7 * top.dense_score)
+        rrf_top = _retriever(corpus, embedder, fusion="rrf").search(question, 3)[0]
+        assert rrf_top.bm25_rank is not None and rrf_top.dense_rank is not None
+        assert rrf_top.score == pytest.approx(1 / (60 + rrf_top.bm25_rank) + 1 / (60 + rrf_top.dense_rank))
 
 
 def test_dense_finds_a_paraphrase_bm25_cannot(corpus: tuple[Store, DenseIndex], embedder: Embedder) -> None:
@@ -345,11 +351,17 @@ def test_search_with_vector_reuses_the_query_embedding(
 
 def test_weights_and_settings_mode(corpus: tuple[Store, DenseIndex], embedder: Embedder) -> None:
     q = "How high did the volcano plume reach?"
-    only_bm25 = _retriever(corpus, embedder, dense_weight=0.0).search(q, 3)
-    assert all(h.dense_rank is None for h in only_bm25)
-    assert [h.chunk.id for h in only_bm25] == [
-        h.chunk.id for h in _retriever(corpus, embedder).search(q, 3, mode="bm25")
-    ]
+    bm25_ids = [h.chunk.id for h in _retriever(corpus, embedder).search(q, 3, mode="bm25")]
+    dense_ids = [h.chunk.id for h in _retriever(corpus, embedder).search(q, 3, mode="dense")]
+    # A weight or share of zero switches that list off entirely, under either fusion.
+    for off_dense in ({"fusion": "rrf", "dense_weight": 0.0}, {"fusion": "convex", "bm25_share": 1.0}):
+        only_bm25 = _retriever(corpus, embedder, **off_dense).search(q, 3)
+        assert all(h.dense_rank is None for h in only_bm25)
+        assert [h.chunk.id for h in only_bm25] == bm25_ids
+    for off_bm25 in ({"fusion": "rrf", "bm25_weight": 0.0}, {"fusion": "convex", "bm25_share": 0.0}):
+        only_dense = _retriever(corpus, embedder, **off_bm25).search(q, 3)
+        assert all(h.bm25_rank is None for h in only_dense)
+        assert [h.chunk.id for h in only_dense] == dense_ids
     default_dense = _retriever(corpus, embedder, mode="dense").search(q, 2)
     assert all(h.bm25_rank is None and h.dense_rank is not None for h in default_dense)
 
@@ -375,6 +387,22 @@ def test_set_dense_swaps_index_and_stale_ids_are_skipped(
     with pytest.raises(ValueError, match="dim"):
         r.set_dense(DenseIndex(8))
     assert r.dense is stale
+
+
+def test_convex_fusion_scales_bm25_and_fills_the_missing_side() -> None:
+    bm25 = [(1, 8.0), (2, 4.0)]  # normalised: 1.0, 0.5
+    dense = [(2, 0.9), (3, 0.5)]  # the floor of this list is 0.5
+    fused = dict(convex_fuse(bm25, dense, bm25_share=0.3))
+    assert fused[1] == pytest.approx(0.3 * 1.0 + 0.7 * 0.5)  # not in the dense list: its floor
+    assert fused[2] == pytest.approx(0.3 * 0.5 + 0.7 * 0.9)
+    assert fused[3] == pytest.approx(0.3 * 0.0 + 0.7 * 0.5)  # not in the BM25 list: 0
+    assert [cid for cid, _ in convex_fuse(bm25, dense, bm25_share=0.3)] == [2, 1, 3]
+    # A large BM25 margin wins when BM25 has the larger share; RRF would see only the ranks.
+    assert convex_fuse(bm25, dense, bm25_share=0.9)[0][0] == 1
+    # Equal scores are ordered by id, so results never depend on dict order.
+    assert [cid for cid, _ in convex_fuse([], [(5, 0.4), (4, 0.4)], bm25_share=0.5)] == [4, 5]
+    # A lexical list whose scores are all 0 or less (a one-word corpus) adds nothing, and never divides by 0.
+    assert convex_fuse([(7, 0.0)], [(8, 0.2)], bm25_share=0.5) == [(7, pytest.approx(0.1)), (8, pytest.approx(0.1))]
 
 
 def test_rrf_fusion_order() -> None:
