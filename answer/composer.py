@@ -85,17 +85,16 @@ def compose(
     settings: AnswerSettings,
     *,
     query_vector: np.ndarray | None = None,
+    top_k: int | None = None,
 ) -> Answer:
-    """Answer `question` from the best sentences of the top hits, citing them; abstain when unsure."""
+    """Answer `question` from the best sentences of the first `top_k` hits (default `settings.top_k`),
+    citing them; abstain when unsure."""
     t0 = time.perf_counter()
-    used = list(hits[: settings.top_k])
+    used = list(hits[: top_k or settings.top_k])
     cands = _candidates(used, articles)
     if not cands or not question.strip():
         return _finish(_refusal(question, 0.0, ()), articles, used, t0)
 
-    qvec = np.asarray(query_vector if query_vector is not None else embedder.encode_query(question))
-    vecs = np.asarray(embedder.encode([c.text for c in cands]), dtype=np.float32)
-    cosine = vecs @ qvec.astype(np.float32)
     terms = question_terms(question)
     stems = [all_stems(c.text) for c in cands]
     weights = idf(terms, stems)
@@ -104,7 +103,19 @@ def compose(
     facts = [find_fact(expect, c.text, question) if expect else None for c in cands]
     fact_quality = np.array([f.quality if f else 0.0 for f in facts])
     rank = np.array([RANK_DECAY**c.rank for c in cands])
-    score = W_COSINE * cosine + W_LEXICAL * lexical + W_RANK * rank + W_FACT * fact_quality
+    cheap = W_LEXICAL * lexical + W_RANK * rank + W_FACT * fact_quality
+    # Embedding the sentences is the answer step's whole cost: only the most promising ones by the cheap
+    # signals are embedded and can be quoted (answer.embed_sentences; 0 embeds them all).
+    limit = settings.embed_sentences
+    if limit and len(cands) > limit:
+        keep = sorted(int(i) for i in np.argsort(-cheap, kind="stable")[:limit])
+        cands, lexical, cheap = [cands[i] for i in keep], lexical[keep], cheap[keep]
+        facts = [facts[i] for i in keep]
+
+    qvec = np.asarray(query_vector if query_vector is not None else embedder.encode_query(question))
+    vecs = np.asarray(embedder.encode([c.text for c in cands]), dtype=np.float32)
+    cosine = vecs @ qvec.astype(np.float32)
+    score = W_COSINE * cosine + cheap
     order = [int(i) for i in np.argsort(-score, kind="stable")]
 
     best = order[0]

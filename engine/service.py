@@ -357,7 +357,9 @@ class Engine:
             hits = self.retriever.search_with_vector(question, qvec, top_k, mode=mode)
         t2 = time.perf_counter()
         articles = self.store.get_many({h.chunk.article_id for h in hits})
-        answer = compose(question, hits, articles, self.embedder, self.settings.answer, query_vector=qvec)
+        answer = compose(
+            question, hits, articles, self.embedder, self.settings.answer, query_vector=qvec, top_k=top_k
+        )
         t3 = time.perf_counter()
         answer.timings_ms.update(
             embed=round((t1 - t0) * 1000, 2),

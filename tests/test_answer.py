@@ -125,6 +125,11 @@ def test_passages_below_top_k_are_never_quoted(sample: tuple[Article, list[Hit]]
     quoted = {c.chunk_id for c in (*answer.citations, *answer.closest)}
     assert quoted <= {hits[0].chunk.id, hits[1].chunk.id}
     assert SAMPLE_QUOTE not in answer.text
+    # An explicit top_k (what `articlebot ask -k` passes) overrides the setting, both ways.
+    wide = compose(REFERENCE, hits, {1: article}, embedder, AnswerSettings(top_k=2), top_k=len(hits))
+    narrow = compose(REFERENCE, hits, {1: article}, embedder, AnswerSettings(), top_k=1)
+    assert {c.chunk_id for c in (*narrow.citations, *narrow.closest)} <= {hits[0].chunk.id}
+    assert SAMPLE_QUOTE in wide.citations[0].quote
 
 
 # --- facts from small articles -------------------------------------------------------------------------
@@ -360,3 +365,34 @@ def test_any_answer_quotes_only_retrieved_text_verbatim(data: st.DataObject, emb
     verify_citations(answer, articles, hits)
     if min_confidence == 1.0:
         assert answer.abstained
+
+
+class _Counting:
+    """The session embedder, counting the sentences the answer step asks it to embed."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.sentences = 0
+
+    def encode(self, texts: list[str]) -> Any:
+        self.sentences += len(texts)
+        return self.inner.encode(texts)
+
+    def encode_query(self, text: str) -> Any:
+        return self.inner.encode_query(text)
+
+
+@pytest.mark.parametrize("limit", [0, 3, 12])
+def test_only_the_most_promising_sentences_are_embedded(
+    sample: tuple[Article, list[Hit]], embedder: Any, limit: int
+) -> None:
+    article, hits = sample
+    counting = _Counting(embedder)
+    answer = compose(REFERENCE, hits, {1: article}, counting, AnswerSettings(top_k=20, embed_sentences=limit))
+    everything = _Counting(embedder)
+    compose(REFERENCE, hits, {1: article}, everything, AnswerSettings(top_k=20, embed_sentences=0))
+    assert everything.sentences > 12  # the sample's paragraphs hold more sentences than the largest limit
+    assert counting.sentences == (everything.sentences if limit == 0 else limit)
+    # The answer sentence shares the question's words and holds the number asked for: it survives the cut.
+    assert not answer.abstained and SAMPLE_QUOTE in answer.citations[0].quote
+    assert_traceable(answer, {1: article}, hits)
