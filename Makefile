@@ -6,6 +6,8 @@ SHARED ?= ../shared
 DATA   ?= $(SHARED)/data
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# Two malloc arenas instead of one per thread: the bot's RSS no longer steps up ~150 MB after a reindex (soak).
+export MALLOC_ARENA_MAX ?= 2
 
 .PHONY: run install test lint unit bench clean
 

@@ -10,6 +10,7 @@ weights keep cosine similarity to the float model at about 0.99 and embed roughl
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ import numpy as np
 from engine.errors import UserError
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+log = logging.getLogger(__name__)
 
 
 def _require() -> Any:
@@ -29,7 +31,10 @@ def _require() -> Any:
         import onnx  # noqa: F401
         import onnxruntime
     except ImportError as exc:
-        raise UserError("The ONNX backends need onnx and onnxruntime: pip install 'articlebot[onnx]'") from exc
+        raise UserError(
+            "The ONNX backends need onnx and onnxruntime (articlebot's own dependencies): "
+            "pip install onnx onnxruntime, or set index.backend: torch"
+        ) from exc
     return onnxruntime
 
 
@@ -164,6 +169,8 @@ def load(source: str, backend: str, cache_dir: Path, name: str) -> OnnxEncoder:
     quantize = backend == "onnx-int8"
     onnx_file = cache_dir / "onnx" / slug / ("model-int8.onnx" if quantize else "model.onnx")
     if not onnx_file.exists():
+        # A one-off pause of a minute or so: say why, so the first start does not look hung.
+        log.warning("Exporting the embedding model %r to ONNX (%s), once, into %s", name, backend, onnx_file)
         try:
             export(path, onnx_file, quantize=quantize)
         except UserError:
