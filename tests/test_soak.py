@@ -32,7 +32,10 @@ SHORT = SoakConfig(
     filler_words=150,
     reply_timeout_s=60.0,
     setup_timeout_s=240.0,
-    rss_growth_limit_pct=35.0,
+    # Q2->Q4 spans the reindex, which takes ~200 MB of working memory once (embedding every article) and
+    # keeps it: 30 % of the torch backend's ~750 MB base, 48 % of the int8 backend's ~430 MB. The leak
+    # check is Q3->Q4, after the reindex, which must stay flat.
+    rss_growth_limit_pct=60.0,
     rss_trend_limit_pct=15.0,
 )
 
