@@ -103,8 +103,11 @@ class Engine:
         return {
             "model": s.model,
             "dim": str(self.embedder.dim),
+            "backend": str(getattr(self.embedder, "backend", s.backend)),  # what really embeds
             "chunk_words": str(s.chunk_words),
             "overlap_sentences": str(s.overlap_sentences),
+            "embed_title": str(s.embed_title).lower(),
+            "passage_tokens": str(s.passage_tokens),
         }
 
     def _check_settings(self) -> str | None:
@@ -120,12 +123,14 @@ class Engine:
                 f"The index was built with the model {have.get('model')!r} but the config asks for "
                 f"{want['model']!r}. Run `articlebot reindex` to rebuild it."
             )
-        changed = [k for k in ("chunk_words", "overlap_sentences") if have.get(k) != want[k]]
+        # Stores from before a key was recorded say nothing about it: that is reported as "unrecorded".
+        keys = ("backend", "chunk_words", "overlap_sentences", "embed_title", "passage_tokens")
+        changed = [k for k in keys if have.get(k) != want[k]]
         if changed:
-            # Old passages still answer correctly; only new chunking would differ. Say so, keep serving.
+            # Old passages and vectors still answer (the same model); only new ones would differ. Say so.
             self.notices.append(
-                "The passages were cut with other chunking settings ("
-                + ", ".join(f"{k}={have.get(k)}" for k in changed)
+                "The passages were indexed with other settings ("
+                + ", ".join(f"{k}={have.get(k, 'unrecorded')}" for k in changed)
                 + "); run `articlebot reindex` to apply the new ones."
             )
         return None
@@ -306,8 +311,8 @@ class Engine:
                 continue
             todo.append((i, source, doc, digest, chunks))
         if todo:
-            texts = [c.text for *_, chunks in todo for c in chunks]
-            vectors = self.embedder.encode(texts, progress=self.progress and len(texts) > 64)
+            texts = [self._embed_text(doc.title, c) for _, _, doc, _, chunks in todo for c in chunks]
+            vectors = self._embed_passages(texts, progress=self.progress and len(texts) > 64)
             offset = 0
             with self._write, data_dir_lock(self.data_dir):
                 if self.store.generation() != self._generation:
@@ -406,9 +411,12 @@ class Engine:
         try:
             t0 = time.perf_counter()
             s = self.settings.index
-            planned = self._plan_reindex(self.store.list_articles())
+            articles = self.store.list_articles()
+            titles = {a.id: a.title for a in articles}
+            planned = self._plan_reindex(articles)
             total = sum(len(chunks) for _, chunks in planned)
-            vectors = self._embed_with_progress([c.text for _, chunks in planned for c in chunks], progress, total)
+            texts = [self._embed_text(titles[a], c) for a, chunks in planned for c in chunks]
+            vectors = self._embed_with_progress(texts, progress, total)
             with self._write, data_dir_lock(self.data_dir):
                 # Articles added or removed while we embedded: drop the removed, embed the new ones now.
                 current = {a.id: a for a in self.store.list_articles()}
@@ -420,7 +428,9 @@ class Engine:
                         rows.append((article_id, chunks, vecs))
                 done = {a for a, _ in planned}
                 for article_id, chunks in self._plan_reindex([a for i, a in current.items() if i not in done]):
-                    rows.append((article_id, chunks, self.embedder.encode([c.text for c in chunks])))
+                    title = current[article_id].title
+                    vecs = self._embed_passages([self._embed_text(title, c) for c in chunks])
+                    rows.append((article_id, chunks, vecs))
                 self.store.replace_all_chunks(rows, self._index_meta())
                 self.mismatch = None
                 self.notices.clear()
@@ -436,16 +446,26 @@ class Engine:
         finally:
             self._reindexing.release()
 
+    def _embed_text(self, title: str, chunk: Chunk) -> str:
+        """What the model embeds for a passage: the title first when `embed_title` (a passage deep in an
+        article rarely names its subject; the title does), else the passage alone. Quotes and BM25 use
+        the passage text only."""
+        title = " ".join(title.split())
+        return f"{title}\n{chunk.text}" if self.settings.index.embed_title and title else chunk.text
+
+    def _embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        return self.embedder.encode(texts, progress=progress, max_tokens=self.settings.index.passage_tokens)
+
     def _plan_reindex(self, articles: Iterable[Article]) -> list[tuple[int, list[Chunk]]]:
         s = self.settings.index
         return [(a.id, chunk_text(a.id, a.text, s.chunk_words, s.overlap_sentences)) for a in articles]
 
     def _embed_with_progress(self, texts: list[str], progress: Progress | None, total: int) -> np.ndarray:
         if progress is None:
-            return self.embedder.encode(texts, progress=self.progress)
+            return self._embed_passages(texts, progress=self.progress)
         parts, step = [], max(self.settings.index.batch_size * 8, 1)
         for start in range(0, len(texts), step):
-            parts.append(self.embedder.encode(texts[start : start + step]))
+            parts.append(self._embed_passages(texts[start : start + step]))
             progress(min(start + step, total), total)
         if not parts:
             progress(0, 0)

@@ -128,6 +128,7 @@ def cache_key(evalset: EvalSet, settings: Settings) -> str:
     model = re.sub(r"[^A-Za-z0-9_.-]+", "_", s.model).strip("_")[-60:]
     return (
         f"{evalset.format}-{evalset.fingerprint()}-{model}-{s.backend}-w{s.chunk_words}-o{s.overlap_sentences}"
+        f"{'-t' if s.embed_title else ''}{f'-p{s.passage_tokens}' if s.passage_tokens else ''}"
         f"-v{CACHE_VERSION}"
     )
 
@@ -549,6 +550,10 @@ def settings_summary(settings: Settings, mode: str | None) -> dict[str, Any]:
         "model": s.model,
         "backend": s.backend,
         "chunk_words": s.chunk_words,
+        "overlap_sentences": s.overlap_sentences,
+        "embed_title": s.embed_title,
+        "passage_tokens": s.passage_tokens,
+        "bm25_max_terms": s.bm25_max_terms,
         "fusion": fusion_label(s),
         "candidates": s.candidates,
         "top_k": a.top_k,

@@ -143,8 +143,9 @@ class Embedder:
         with self._turn():  # the fast tokenizer is not safe to share between threads
             return len(self._model.tokenizer(text, truncation=False, verbose=False)["input_ids"])
 
-    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, progress: bool = False, max_tokens: int = 0) -> np.ndarray:
         """(n, dim) float32, unit length rows; batches of `batch_size`, a tqdm bar when `progress`.
+        `max_tokens` (0: the model's window) embeds only each text's first tokens: faster, coarser.
 
         The model is taken one batch at a time, first come first served, so a question asked while a
         large upload or a reindex is embedding waits for one batch, not for the whole job.
@@ -163,13 +164,19 @@ class Embedder:
         for start in starts:
             idx = order[start : start + self.batch_size]
             with self._turn():
-                vecs = self._model.encode(
-                    [texts[i] for i in idx],
-                    batch_size=self.batch_size,
-                    show_progress_bar=False,
-                    convert_to_numpy=True,
-                    normalize_embeddings=True,
-                )
+                window = self._model.max_seq_length
+                if 0 < max_tokens < window:
+                    self._model.max_seq_length = max_tokens  # for this batch only: the model is ours now
+                try:
+                    vecs = self._model.encode(
+                        [texts[i] for i in idx],
+                        batch_size=self.batch_size,
+                        show_progress_bar=False,
+                        convert_to_numpy=True,
+                        normalize_embeddings=True,
+                    )
+                finally:
+                    self._model.max_seq_length = window
             out[idx] = vecs
             if bar is not None:
                 bar.update(len(idx))

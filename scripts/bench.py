@@ -50,6 +50,20 @@ def _log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def _passages(st: dict[str, Any]) -> str:
+    """How passages are cut and embedded, in words (older result files lack the newer keys)."""
+    text = f"{st['chunk_words']}-word passages"
+    if st.get("overlap_sentences"):
+        text += f" overlapping by {st['overlap_sentences']} sentence(s)"
+    if st.get("embed_title"):
+        text += ", embedded with their article title"
+    if st.get("passage_tokens"):
+        text += f" (first {st['passage_tokens']} word pieces)"
+    if st.get("bm25_max_terms"):
+        text += f"; BM25 on the question's {st['bm25_max_terms']} rarest words"
+    return text
+
+
 def _splits(items: Sequence[Any], dev_titles: set[str]) -> dict[str, list[Any]]:
     """all / dev / test parts of SQuAD outcomes or rankings (dev: the first 8 titles)."""
     return {
@@ -255,7 +269,7 @@ def render(res: dict[str, Any]) -> str:
         "",
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}. "
         f"Model `{res['settings']['model']}`, backend `{res['settings']['backend']}`, "
-        f"{res['settings']['chunk_words']}-word passages. Load average (1 min) at the start and the end of "
+        f"{_passages(res['settings'])}. Load average (1 min) at the start and the end of "
         f"the run: {', '.join(runner.fmt_num(x) for x in res.get('load_average') or ())} (other work on the "
         f"machine slows every timing here; the quality figures do not depend on it). The run took "
         f"{res.get('seconds')} s.",
