@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     """
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, content='chunks', content_rowid='id', tokenize='porter unicode61'
-)""",
+)""",  # the tokenizer is FTS_TOKENIZE's (doc_frequencies tokenizes questions the same way)
 ]
 
 # External-content FTS5 must be told about every insert and delete, with the old text. Triggers also fire
@@ -84,6 +84,15 @@ CREATE TRIGGER IF NOT EXISTS chunks_au AFTER UPDATE OF text ON chunks BEGIN
 END""",
 ]
 _DROP_TRIGGERS = [f"DROP TRIGGER IF EXISTS {name}" for name in ("chunks_ai", "chunks_ad", "chunks_au")]
+
+FTS_TOKENIZE = "porter unicode61"
+# Per connection, in memory: a scratch FTS5 table that tokenizes query terms exactly as chunks_fts does
+# (stemmed), its token list, and the passage counts of chunks_fts's terms. Nothing is written to the file.
+_TEMP_VOCAB = [
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_terms USING fts5(text, tokenize='{FTS_TOKENIZE}')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_tokens USING fts5vocab(temp, query_terms, 'instance')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.passage_terms USING fts5vocab(main, chunks_fts, 'row')",
+]
 
 _ARTICLE_COLS = (
     "a.id, a.title, a.text, a.source, a.content_hash, a.added_by, a.added_at, a.url, a.outlet, a.byline, "
@@ -458,6 +467,31 @@ class Store:
             .fetchall()
         )
         return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def doc_frequencies(self, terms: Sequence[str]) -> list[int]:
+        """How many passages hold each term, as FTS5 matches it (stemmed; for a term FTS5 splits into
+        several tokens, its rarest token's count, an upper bound of the phrase's). 0: matches nothing."""
+        if not terms:
+            return []
+        conn = self._conn()
+        if not getattr(self._local, "vocab", False):
+            for sql in _TEMP_VOCAB:
+                conn.execute(sql)
+            self._local.vocab = True
+        conn.execute("DELETE FROM temp.query_terms")
+        conn.executemany("INSERT INTO temp.query_terms(rowid, text) VALUES (?, ?)", list(enumerate(terms)))
+        tokens = conn.execute("SELECT doc, term FROM temp.query_tokens").fetchall()
+        conn.execute("DELETE FROM temp.query_terms")
+        wanted = sorted({t for _, t in tokens})
+        marks = ",".join("?" * len(wanted))
+        count = dict(
+            conn.execute(f"SELECT term, doc FROM temp.passage_terms WHERE term IN ({marks})", wanted).fetchall()
+        )
+        found: dict[int, int] = {}
+        for i, token in tokens:
+            n = int(count.get(token, 0))
+            found[i] = min(found.get(i, n), n)
+        return [found.get(i, 0) for i in range(len(terms))]
 
     def replace_all_chunks(self, rows: Iterable[tuple[int, list[Chunk], np.ndarray]], meta: dict) -> None:
         """Reindex: swap every article's passages, vectors and FTS rows and update meta, all or nothing.

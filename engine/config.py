@@ -40,15 +40,26 @@ class IndexSettings(_Section):
         description="How the model runs: onnx-int8 (exported once, int8 weights; the fastest on CPU), onnx "
         "(exported, float), or torch (sentence-transformers as is).",
     )
-    chunk_words: int = Field(120, ge=20, le=1000, description="Target passage size in words.")
-    overlap_sentences: int = Field(1, ge=0, le=5, description="Sentences repeated between passages.")
+    chunk_words: int = Field(
+        160, ge=20, le=1000, description="Target passage size in words (160 + a title fit MiniLM's 256 word pieces)."
+    )
+    overlap_sentences: int = Field(0, ge=0, le=5, description="Sentences repeated between passages.")
+    embed_title: bool = Field(
+        True, description="Embed each passage as 'article title + passage' (the title says what it is about)."
+    )
+    passage_tokens: int = Field(
+        128, ge=0, le=4096, description="Embed only a passage's first N word pieces (0: the model's whole window)."
+    )
     batch_size: int = Field(32, ge=1, le=1024, description="Passages embedded per batch.")
     mode: Literal["hybrid", "bm25", "dense"] = Field("hybrid", description="Retrieval mode.")
     fusion: Literal["convex", "rrf"] = Field(
         "convex", description="How hybrid mode fuses BM25 and dense: convex score fusion or reciprocal rank fusion."
     )
     bm25_share: float = Field(
-        0.3, ge=0, le=1, description="Convex fusion: weight of the normalised BM25 score (the cosine gets the rest)."
+        0.4, ge=0, le=1, description="Convex fusion: weight of the normalised BM25 score (the cosine gets the rest)."
+    )
+    bm25_max_terms: int = Field(
+        8, ge=0, le=32, description="BM25 searches the question's N rarest words (0: all of them)."
     )
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     bm25_weight: float = Field(1.0, ge=0, description="RRF: weight of the lexical ranking.")

@@ -8,6 +8,7 @@ question's informative words they contain.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 MAX_TERMS = 32
 
@@ -47,4 +48,18 @@ def query_terms(question: str) -> list[str]:
 
 def fts_query(question: str) -> str:
     """An FTS5 MATCH expression: the question's informative words, each quoted, joined by OR; "" if none."""
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in query_terms(question))
+    return terms_query(query_terms(question))
+
+
+def terms_query(terms: Sequence[str]) -> str:
+    """FTS5 MATCH expression OR-ing the given terms, each quoted (operators lose their meaning)."""
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+def rarest_terms(terms: Sequence[str], doc_freqs: Sequence[int], limit: int) -> list[str]:
+    """The `limit` terms found in the fewest passages (0 = no limit), in question order; terms that no
+    passage holds are dropped (they cannot match). A long question OR-ing common words makes FTS5 score
+    most of the collection; its rare words decide BM25's first ranks anyway."""
+    held = [(n, i) for i, n in enumerate(doc_freqs) if n > 0]
+    keep = sorted(held)[:limit] if limit > 0 else held
+    return [terms[i] for i in sorted(i for _, i in keep)]

@@ -19,7 +19,7 @@ from corpus.store import Store
 from engine.config import IndexSettings
 from index.dense import DenseIndex
 from index.embedder import Embedder
-from index.lexical import fts_query
+from index.lexical import query_terms, rarest_terms, terms_query
 from index.models import Hit
 
 MODES = ("hybrid", "bm25", "dense")
@@ -100,6 +100,13 @@ class Retriever:
         qvec = self.embedder.encode_query(question) if mode != "bm25" else None
         return self.search_with_vector(question, qvec, k, mode)
 
+    def _fts_query(self, question: str) -> str:
+        terms = query_terms(question)
+        limit = self.settings.bm25_max_terms
+        if limit > 0 and len(terms) > limit:
+            terms = rarest_terms(terms, self.store.doc_frequencies(terms), limit)
+        return terms_query(terms)
+
     def search_with_vector(
         self, question: str, qvec: np.ndarray | None, k: int, mode: str | None = None
     ) -> list[Hit]:
@@ -115,7 +122,7 @@ class Retriever:
         use_bm25 = mode == "bm25" or (mode == "hybrid" and bm25_on)
         use_dense = mode == "dense" or (mode == "hybrid" and dense_on)
         depth = max(k, s.candidates)
-        bm25 = self.store.lexical_search(fts_query(question), depth) if use_bm25 else []
+        bm25 = self.store.lexical_search(self._fts_query(question), depth) if use_bm25 else []
         dense: list[tuple[int, float]] = []
         if use_dense:
             if qvec is None:

@@ -22,7 +22,7 @@ from engine.errors import UserError
 from index.chunking import chunk_text
 from index.dense import DenseIndex, DenseIndexError
 from index.embedder import Embedder
-from index.lexical import fts_query
+from index.lexical import fts_query, query_terms, rarest_terms
 from index.retriever import Retriever, convex_fuse, rrf_fuse
 
 MODEL = "packaged:all-MiniLM-L6-v2"
@@ -251,6 +251,15 @@ def test_fts_query_never_breaks_fts(fts: sqlite3.Connection, question: str) -> N
         fts.execute("SELECT rowid FROM t WHERE t MATCH ?", (q,)).fetchall()  # must not raise
 
 
+def test_rarest_terms_keeps_the_least_common_in_question_order() -> None:
+    terms = ["show", "wildly", "season", "zebra", "lit"]
+    freqs = [6349, 86, 3222, 0, 114]
+    assert rarest_terms(terms, freqs, 2) == ["wildly", "lit"]
+    assert rarest_terms(terms, freqs, 3) == ["wildly", "season", "lit"]
+    assert rarest_terms(terms, freqs, 0) == ["show", "wildly", "season", "lit"]  # 0: all that can match
+    assert rarest_terms(["a", "b"], [7, 7], 1) == ["a"]  # ties: the earlier word
+
+
 # ---- retriever -----------------------------------------------------------------------------------
 
 ARTICLES = {
@@ -316,10 +325,10 @@ def test_retriever_finds_the_passage(
         assert top.dense_rank == 1 and top.bm25_rank is None and top.score == top.dense_score
     else:
         assert top.bm25_rank is not None and top.dense_rank is not None
-        # The default convex fusion: 0.3 * BM25 / (the question's best BM25) + 0.7 * cosine.
+        # The default convex fusion: 0.4 * BM25 / (the question's best BM25) + 0.6 * cosine.
         best_bm25 = _retriever(corpus, embedder).search(question, 1, mode="bm25")[0].bm25_score
         assert top.bm25_score is not None and top.dense_score is not None and best_bm25
-        assert top.score == pytest.approx(0.3 * top.bm25_score / best_bm25 + 0.7 * top.dense_score)
+        assert top.score == pytest.approx(0.4 * top.bm25_score / best_bm25 + 0.6 * top.dense_score)
         rrf_top = _retriever(corpus, embedder, fusion="rrf").search(question, 3)[0]
         assert rrf_top.bm25_rank is not None and rrf_top.dense_rank is not None
         assert rrf_top.score == pytest.approx(1 / (60 + rrf_top.bm25_rank) + 1 / (60 + rrf_top.dense_rank))
@@ -411,3 +420,49 @@ def test_rrf_fusion_order() -> None:
     assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
     weighted = rrf_fuse([(1, 9.0)], [(3, 0.9)], rrf_k=60, bm25_weight=0.5, dense_weight=2.0)
     assert [cid for cid, _ in weighted] == [3, 1]
+
+
+def _matches(store: Store, phrase: str) -> int:
+    conn = sqlite3.connect(store.path)
+    try:
+        query = '"' + phrase.replace('"', '""') + '"'
+        return int(conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (query,)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_doc_frequencies_count_passages_as_fts_matches_them(corpus: tuple[Store, DenseIndex]) -> None:
+    store, _ = corpus
+    words = ["volcanoes", "Tonga", "rocket", "satellite", "the", "zebra"]
+    assert store.doc_frequencies(words) == [_matches(store, w) for w in words]
+    assert store.doc_frequencies(["volcanoes"])[0] >= 1  # stemmed as FTS5 stems: volcano
+    assert store.doc_frequencies(["zebra"]) == [0] and store.doc_frequencies([]) == []
+    # A term FTS5 splits is a phrase: counted by its rarer token, never fewer than the phrase matches.
+    freq = store.doc_frequencies(["weather-satellite"])[0]
+    assert freq == min(_matches(store, "weather"), _matches(store, "satellite"))
+    assert freq >= _matches(store, "weather satellite")
+    assert store.doc_frequencies(["rocket", "rocket"]) == [_matches(store, "rocket")] * 2  # asked twice, same
+
+
+def test_bm25_searches_only_the_rarest_words(
+    corpus: tuple[Store, DenseIndex], embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = corpus
+    question = "Which rocket carried the new weather satellite launched over the Atlantic from French Guiana?"
+    sent: list[str] = []
+    real = store.lexical_search
+
+    def spy(query: str, k: int) -> list[tuple[int, float]]:
+        sent.append(query)
+        return real(query, k)
+
+    monkeypatch.setattr(store, "lexical_search", spy)
+    hits = _retriever(corpus, embedder, bm25_max_terms=3).search(question, 3, mode="bm25")
+    assert hits and "Ariane 6" in " ".join(h.chunk.text for h in hits)
+    kept = [t.strip('"') for t in sent[-1].split(" OR ")]
+    terms = query_terms(question)
+    assert len(terms) > 3 and len(kept) == 3 and set(kept) <= set(terms)
+    dropped = [t for t in terms if t not in kept]
+    assert max(_matches(store, t) for t in kept) <= min(_matches(store, t) for t in dropped)
+    _retriever(corpus, embedder, bm25_max_terms=0).search(question, 3, mode="bm25")
+    assert sent[-1].count(" OR ") == len(terms) - 1  # 0: every word
