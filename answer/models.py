@@ -31,3 +31,5 @@ class Answer:
     # shown under a refusal as "closest passages", never as support
     closest: tuple[Citation, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # what the confidence was computed from (see answer.composer._confidence); empty when nothing was found
+    signals: dict[str, float] = field(default_factory=dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from answer import composer
 from answer.composer import compose, verify_citations
 from answer.models import Answer, Citation
 from corpus.models import Article
@@ -396,3 +398,37 @@ def test_only_the_most_promising_sentences_are_embedded(
     # The answer sentence shares the question's words and holds the number asked for: it survives the cut.
     assert not answer.abstained and SAMPLE_QUOTE in answer.citations[0].quote
     assert_traceable(answer, {1: article}, hits)
+
+
+# --- confidence ------------------------------------------------------------------------------------------
+
+
+def test_confidence_signals_come_from_the_quoted_sentence_and_the_passages(
+    sample: tuple[Article, list[Hit]], embedder: Any
+) -> None:
+    article, hits = sample
+    scored = [dataclasses.replace(h, dense_score=0.1 * (i + 1)) for i, h in enumerate(hits)]  # 0.1, 0.2, ...
+    answer = compose(REFERENCE, scored, {1: article}, embedder, AnswerSettings(top_k=4))
+    sig = answer.signals
+    assert set(sig) == set(composer.CONFIDENCE_WEIGHTS)
+    assert sig["passage_cosine"] == pytest.approx(0.4)  # the best of the 4 passages used, not of all
+    q, quote = embedder.encode([REFERENCE, answer.citations[0].quote])
+    assert sig["cosine"] == pytest.approx(float(q @ quote), abs=1e-3)
+    assert sig["fact_missing"] == 0.0  # "How many" found its number
+    z = composer.C_BIAS + sum(w * sig[k] for k, w in composer.CONFIDENCE_WEIGHTS.items())
+    assert answer.confidence == pytest.approx(1 / (1 + math.exp(-z)))
+    # BM25-only hits have no passage cosine: the sentence's stands in.
+    lexical_only = compose(REFERENCE, hits, {1: article}, embedder, AnswerSettings(top_k=4))
+    assert lexical_only.signals["passage_cosine"] == pytest.approx(lexical_only.signals["cosine"])
+
+
+def test_a_closer_collection_raises_the_confidence(sample: tuple[Article, list[Hit]], embedder: Any) -> None:
+    article, hits = sample
+    defaults = AnswerSettings()
+    far, near = (
+        compose(REFERENCE, [dataclasses.replace(h, dense_score=d) for h in hits], {1: article}, embedder, defaults)
+        for d in (0.2, 0.8)
+    )
+    assert far.citations[0].quote == near.citations[0].quote  # the same sentence is chosen
+    assert near.confidence > far.confidence
+    assert composer.CONFIDENCE_WEIGHTS["passage_cosine"] > 0
