@@ -28,6 +28,8 @@ from index.models import Chunk
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
 
+FTS_TOKENIZE = "porter unicode61"  # chunks_fts and doc_frequencies must tokenize and stem alike
+
 # Separate statements, not executescript(): that would COMMIT the open transaction first.
 _SCHEMA = [
     """
@@ -60,10 +62,10 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector     BLOB NOT NULL
 )""",
     "CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id, seq)",
-    """
+    f"""
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    text, content='chunks', content_rowid='id', tokenize='porter unicode61'
-)""",  # the tokenizer is FTS_TOKENIZE's (doc_frequencies tokenizes questions the same way)
+    text, content='chunks', content_rowid='id', tokenize='{FTS_TOKENIZE}'
+)""",
 ]
 
 # External-content FTS5 must be told about every insert and delete, with the old text. Triggers also fire
@@ -85,7 +87,6 @@ END""",
 ]
 _DROP_TRIGGERS = [f"DROP TRIGGER IF EXISTS {name}" for name in ("chunks_ai", "chunks_ad", "chunks_au")]
 
-FTS_TOKENIZE = "porter unicode61"
 # Per connection, in memory: a scratch FTS5 table that tokenizes query terms exactly as chunks_fts does
 # (stemmed), its token list, and the passage counts of chunks_fts's terms. Nothing is written to the file.
 _TEMP_VOCAB = [

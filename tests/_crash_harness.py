@@ -253,7 +253,7 @@ def stray_files(data_dir: Path) -> list[str]:
     return sorted(p.name for p in data_dir.iterdir() if p.name not in ALLOWED_FILES)
 
 
-def store_problems(db_path: Path, chunk_words: int | None = None, overlap: int | None = None) -> list[str]:
+def store_problems(db_path: Path, chunk_words: int | None = None) -> list[str]:
     """Half-written data, read straight from SQLite: articles without passages, passages that are not
     slices of their article, FTS rows out of step with the passages, a damaged file."""
     from index.chunking import chunk_text
@@ -269,7 +269,7 @@ def store_problems(db_path: Path, chunk_words: int | None = None, overlap: int |
             problems.append(f"FTS integrity-check failed: {exc}")
         meta = dict(conn.execute("SELECT key, value FROM meta"))
         words = chunk_words or int(meta.get("chunk_words", 120))
-        overlap = int(meta.get("overlap_sentences", 1)) if overlap is None else overlap
+        overlap = int(meta.get("overlap_sentences", 1))
         dim = int(meta.get("dim", 384))
         articles = conn.execute("SELECT id, title, text FROM articles ORDER BY id").fetchall()
         rows = conn.execute('SELECT id, article_id, seq, start, "end", text, length(vector) FROM chunks').fetchall()
