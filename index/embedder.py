@@ -182,6 +182,10 @@ class Embedder:
                 bar.update(len(idx))
         if bar is not None:
             bar.close()
+        release = getattr(self._model, "release_memory", None)
+        if release is not None and len(texts) > self.batch_size:  # a job of several batches: give it back
+            with self._turn():
+                release()
         return out
 
     def encode_query(self, text: str) -> np.ndarray:
