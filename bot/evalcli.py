@@ -35,7 +35,7 @@ def add_eval_parser(sub: Any) -> None:
         "--split",
         choices=["dev", "test", "all"],
         default="all",
-        help="squad2: dev = the first 8 titles, test = the rest",
+        help="squad2: dev = the first 8 titles, test = the rest; realtimeqa: dev = the first half of the weeks",
     )
     e.add_argument("--limit", type=int, metavar="N", help="ask N questions, spread evenly over the set")
     e.add_argument(

@@ -78,14 +78,14 @@ def load(path: Path, fmt: str | None = None, split: str = "all") -> EvalSet:
     if not path.exists():
         raise UserError(f"{path}: no such file or directory")
     fmt = fmt or guess_format(path)
-    if split != "all" and fmt != "squad2":
-        raise UserError("--split dev|test applies to the squad2 format only")
+    if split != "all" and fmt == "jsonl":
+        raise UserError("--split dev|test applies to the squad2 and realtimeqa formats only")
     if fmt == "jsonl":
         return load_jsonl(path)
     if fmt == "squad2":
         return load_squad2(path, split)
     if fmt == "realtimeqa":
-        return load_realtimeqa(path)
+        return load_realtimeqa(path, split)
     raise UserError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
@@ -236,9 +236,12 @@ def _date(value: Any) -> str | None:
     return value.strip()[:10].replace("/", "-")
 
 
-def load_realtimeqa(directory: Path) -> EvalSet:
+def load_realtimeqa(directory: Path, split: str = "all") -> EvalSet:
     """The news collection is every article of the gold and gcs files (gold text wins for a URL);
-    the questions are those with a gold article that has text."""
+    the questions are those with a gold article that has text. The split is by week: dev is the first
+    half of the weeks (the quiz's own order), test the rest; the collection is always every article."""
+    if split not in ("dev", "test", "all"):
+        raise UserError(f"unknown split {split!r}; use dev, test or all")
     if not directory.is_dir():
         raise UserError(f"{directory}: the realtimeqa format is a directory of *_qa/_gold/_gcs.jsonl files")
     gold_files = sorted(directory.glob("*_gold.jsonl"))
@@ -290,7 +293,10 @@ def load_realtimeqa(directory: Path) -> EvalSet:
     kept = {key for key, _ in documents}
     gold_of = {q: [k for k in keys if k in kept] for q, keys in gold_of.items()}
     questions = []
-    for f in qa_files:
+    dev_weeks = (len(qa_files) + 1) // 2
+    for w, f in enumerate(qa_files):
+        if split != "all" and (split == "dev") != (w < dev_weeks):
+            continue
         for row in _read_jsonl(f):
             gold = gold_of.get(row["question_id"])
             if not gold:
@@ -300,4 +306,6 @@ def load_realtimeqa(directory: Path) -> EvalSet:
             questions.append(
                 Question(id=row["question_id"], text=row["question_sentence"], answers=answers, gold=tuple(gold))
             )
-    return EvalSet(name=directory.name, format="realtimeqa", questions=tuple(questions), documents=tuple(documents))
+    return EvalSet(
+        name=directory.name, format="realtimeqa", questions=tuple(questions), documents=tuple(documents), split=split
+    )

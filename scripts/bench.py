@@ -111,7 +111,8 @@ def run_news(
     squad_answerable = [q for q in datasets.load_squad2(squad_path, "all").limited(limit).questions if q.answerable]
     prep = runner.prepare(news, settings, cache_root=cache, progress=sys.stderr.isatty(), log=_log)
     out: dict[str, Any] = {"ingest": dataclasses.asdict(prep.ingest), "retrieval": {}, "modes": {}}
-    out["off_collection"] = {}
+    out["off_collection"], out["retrieval_split"] = {}, {}
+    dev_ids = {q.id for q in datasets.load_realtimeqa(rtqa_dir, "dev").questions}
     latencies: list[float] = []
     try:
         sample = ingest_sample(news, settings, prep.engine.embedder, sample_articles)
@@ -120,7 +121,12 @@ def run_news(
         out["ingest_sample"] = sample
         for mode in MODES:
             _log(f"RealTimeQA: {len(questions)} questions, mode {mode}")
-            out["retrieval"][mode] = runner.ranking_report(runner.rank_all(prep, questions, mode=mode))
+            rankings = runner.rank_all(prep, questions, mode=mode)
+            out["retrieval"][mode] = runner.ranking_report(rankings)
+            out["retrieval_split"][mode] = {  # dev: the first half of the weeks, test: the rest
+                split: runner.ranking_report([r for r in rankings if (r.question.id in dev_ids) == (split == "dev")])
+                for split in ("dev", "test")
+            }
             outs = runner.ask_all(prep, questions, mode=mode, log=_log)
             out["modes"][mode] = runner.report(news, prep, outs, settings, mode)
             if mode == settings.index.mode:
@@ -419,6 +425,12 @@ def _side_by_side(res: dict[str, Any]) -> list[str]:
     if news:
         n = _get(news, "retrieval", "hybrid", "n")
         row(f"RealTimeQA article R@1 / R@5 / R@10 ({n})", lambda m: _recall_cell(_get(news, "retrieval", m)))
+        for split, label in (("dev", "dev weeks (first half)"), ("test", "test weeks (second half)")):
+            n = _get(news, "retrieval_split", "hybrid", split, "n")
+            row(
+                f"RealTimeQA article R@1 / R@5 / R@10, {label} ({n})",
+                lambda m, split=split: _recall_cell(_get(news, "retrieval_split", m, split)),
+            )
         row(
             "news retrieval ms per question, median / p95",
             lambda m: _ms_cell(_get(news, "retrieval", m), ("retrieve_ms_median", "retrieve_ms_p95")),

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bot.cli import main
+from engine.errors import UserError
 from evaluation import datasets, metrics, tune
 from evaluation.datasets import Question
 from evaluation.runner import Outcome
@@ -171,7 +172,7 @@ def test_usage_errors_name_the_problem(capsys: Any, tmp_path: Path) -> None:
     code, _, err = run(capsys, "eval", bad)
     assert code == 1 and "bad.jsonl line 2" in err and '"question"' in err
     code, _, err = run(capsys, "eval", JSONL, "--split", "dev")
-    assert code == 1 and "squad2" in err
+    assert code == 1 and "squad2 and realtimeqa" in err
     code, _, err = run(capsys, "eval", SQUAD, "--set", "answer.min_confidence=2")
     assert code == 1 and "min_confidence" in err
     code, _, err = run(capsys, "eval", tmp_path / "nope.json")
@@ -190,6 +191,23 @@ def test_realtimeqa_loader_prefers_gold_text_and_canonical_urls() -> None:
     assert lighthouse.published == "2022-01-01" and lighthouse.byline == "Ann Writer"
     assert "https://news.example.com/2022/01/04/kessel-bakery/index.html" in docs  # utm_source dropped
     assert [q.answers for q in s.questions] == [("Tobias Fenwright",), ("1962",)]
+
+
+def test_realtimeqa_split_is_by_week_and_keeps_every_article(tmp_path: Path) -> None:
+    # The fixture's one week made two: its first question stays in week one, the rest move to week two.
+    for kind in ("qa", "gold", "gcs"):
+        lines = (RTQA / f"20220107_{kind}.jsonl").read_text(encoding="utf-8").splitlines()
+        first, rest = (lines[:1], lines[1:]) if kind != "gcs" else (lines, [])
+        (tmp_path / f"20220107_{kind}.jsonl").write_text("\n".join(first) + "\n", encoding="utf-8")
+        (tmp_path / f"20220114_{kind}.jsonl").write_text("\n".join(rest) + "\n", encoding="utf-8")
+    every = datasets.load_realtimeqa(tmp_path)
+    dev, test = datasets.load_realtimeqa(tmp_path, "dev"), datasets.load_realtimeqa(tmp_path, "test")
+    assert [q.id for q in dev.questions] == ["20220107_0"] and [q.id for q in test.questions] == ["20220107_1"]
+    assert [q.id for q in every.questions] == ["20220107_0", "20220107_1"]
+    assert dev.documents == test.documents == every.documents  # always asked against the whole collection
+    assert len(every.documents or ()) == len(datasets.load_realtimeqa(RTQA).documents or ())
+    with pytest.raises(UserError, match="unknown split"):
+        datasets.load_realtimeqa(tmp_path, "train")
 
 
 def test_squad_loader_titles_and_limit() -> None:
