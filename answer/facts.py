@@ -8,6 +8,7 @@ Regular expressions and a few word lists only: cheap, predictable, and easy to r
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -268,6 +269,12 @@ def _weaker(fact: Fact | None, factor: float) -> Fact | None:
     return Fact(fact.start, fact.end, fact.key, fact.quality * factor)
 
 
+@functools.lru_cache(maxsize=256)
+def _question_stems(question: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The question's content stems and all its stems: the same for every candidate sentence."""
+    return frozenset(question_terms(question)), frozenset(all_stems(question))
+
+
 class _Context:
     """The sentence's words with offsets, and where the question's words sit among them."""
 
@@ -278,8 +285,7 @@ class _Context:
         self.words = list(WORD.finditer(sentence))
         self.starts = [w.start() for w in self.words]
         self.stems = [stem(w.group()) for w in self.words]
-        q_content = set(question_terms(question))
-        self.q_all = all_stems(question)
+        q_content, self.q_all = _question_stems(question)
         self.anchors = [i for i, w in enumerate(self.words) if all_stems(w.group()) & q_content]
 
     def asked(self, i: int) -> bool:

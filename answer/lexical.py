@@ -6,6 +6,7 @@ the overlap of the question's rarer words is what separates them.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -81,8 +82,12 @@ _FORMS = {
 _IRREGULAR = {form: base for base, forms in _FORMS.items() for form in forms.split()}
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
-    """A light suffix stripper: enough that 'civilians' meets 'civilian' and 'launched' meets 'launch'."""
+    """A light suffix stripper: enough that 'civilians' meets 'civilian' and 'launched' meets 'launch'.
+
+    Cached: the answer step stems every word of every candidate sentence, the same few thousand words
+    over and over (on 320-word news passages it was a fifth of the answer step's time)."""
     w = word.lower().replace("\u2019", "'")
     if w.endswith("'s"):
         w = w[:-2]
