@@ -41,7 +41,11 @@ class IndexSettings(_Section):
         "(exported, float), or torch (sentence-transformers as is).",
     )
     chunk_words: int = Field(
-        160, ge=20, le=1000, description="Target passage size in words (160 + a title fit MiniLM's 256 word pieces)."
+        320,
+        ge=20,
+        le=1000,
+        description="Target passage size in words (BM25 and quotes read all of it; the model its first "
+        "passage_tokens word pieces).",
     )
     overlap_sentences: int = Field(0, ge=0, le=5, description="Sentences repeated between passages.")
     embed_title: bool = Field(
@@ -50,7 +54,7 @@ class IndexSettings(_Section):
     passage_tokens: int = Field(
         128, ge=0, le=4096, description="Embed only a passage's first N word pieces (0: the model's whole window)."
     )
-    batch_size: int = Field(32, ge=1, le=1024, description="Passages embedded per batch.")
+    batch_size: int = Field(16, ge=1, le=1024, description="Passages embedded per batch.")
     mode: Literal["hybrid", "bm25", "dense"] = Field("hybrid", description="Retrieval mode.")
     fusion: Literal["convex", "rrf"] = Field(
         "convex", description="How hybrid mode fuses BM25 and dense: convex score fusion or reciprocal rank fusion."
