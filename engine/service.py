@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +34,7 @@ from index.models import Chunk
 from index.retriever import Retriever
 
 log = logging.getLogger(__name__)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 DB_NAME = "articles.db"
 DENSE_NAME = "dense.faiss"
@@ -349,6 +351,12 @@ class Engine:
         question = " ".join(question.split())
         if not question:
             raise UserError("The question is empty: type a question about the articles.")
+        surrogate = _SURROGATE.search(question)
+        if surrogate:  # the tokenizer cannot take it; Telegram's JSON can carry one ("\ud800")
+            raise UserError(
+                f"The question contains an unpaired surrogate U+{ord(surrogate.group()):04X} (not valid text): "
+                "retype it."
+            )
         limit = self.settings.answer.max_question_chars
         if len(question) > limit:
             raise UserError(f"The question is {len(question)} characters long; the limit is {limit}.")

@@ -109,6 +109,14 @@ def test_any_question_is_answered_or_refused(question: str, tmp_path_factory: py
         assert shared_engine.get(c.article_id).text[c.start : c.end] == c.quote
 
 
+def test_a_lone_surrogate_in_a_question_is_refused_by_name(shared_engine: Any) -> None:
+    # Found by the property test above: the tokenizer raised TypeError on "\ud800" (JSON can carry one).
+    for question in ("\ud800", "How many bridges \udfff opened?"):
+        with pytest.raises(UserError, match=r"question contains an unpaired surrogate U\+D[8-9A-F][0-9A-F]{2}"):
+            shared_engine.ask(question)
+    assert shared_engine.ask("How many bridges opened?").citations  # the engine still answers
+
+
 @pytest.fixture(scope="module")
 def shared_engine(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Any:
     from engine.config import load_settings
