@@ -6,8 +6,9 @@ Exporting the transformer with torch.onnx and quantising it with onnxruntime nee
 weights keep cosine similarity to the float model at about 0.99 and embed roughly 1.5-2x faster on CPU
 (see docs/benchmarks.md for the measured retrieval cost).
 
-Two export details are worth 1.3x on a 2-core AVX2 CPU (measured on 766 news passages of 128 word pieces:
-45 -> 58 passages/s; the vectors agree with the float model as before, mean cosine 0.992): the eager
+Two export details are worth 1.15-1.2x on a 2-core AVX2 CPU (766 news passages of 128 word pieces, the
+two exports side by side: 48 -> 58 passages/s at batch 8, 46 -> 53 at batch 32; the vectors agree with the
+float model as before, mean cosine 0.992): the eager
 attention (PyTorch's SDPA path exports `Where`/`IsNaN` mask nodes that took 12 % of the time), and
 onnxruntime's pre-processing (graph optimisation before the weights are quantised). `EXPORT_VERSION`
 names the file, so a machine with an older export makes the new one once.
