@@ -315,6 +315,7 @@ class Engine:
         if todo:
             texts = [self._embed_text(doc.title, c) for _, _, doc, _, chunks in todo for c in chunks]
             vectors = self._embed_passages(texts, progress=self.progress and len(texts) > 64)
+            self.embedder.release_memory()
             offset = 0
             with self._write, data_dir_lock(self.data_dir):
                 if self.store.generation() != self._generation:
@@ -425,6 +426,7 @@ class Engine:
             total = sum(len(chunks) for _, chunks in planned)
             texts = [self._embed_text(titles[a], c) for a, chunks in planned for c in chunks]
             vectors = self._embed_with_progress(texts, progress, total)
+            self.embedder.release_memory()  # once for the whole job, not after each progress step
             with self._write, data_dir_lock(self.data_dir):
                 # Articles added or removed while we embedded: drop the removed, embed the new ones now.
                 current = {a.id: a for a in self.store.list_articles()}

@@ -182,11 +182,16 @@ class Embedder:
                 bar.update(len(idx))
         if bar is not None:
             bar.close()
+        return out
+
+    def release_memory(self) -> None:
+        """Give back what a large embedding job left in the model's runtime (onnxruntime keeps its arena at
+        the largest batch: ~90-180 MB after an ingest or a reindex). Call once when a job ends; the torch
+        backend has nothing to give back."""
         release = getattr(self._model, "release_memory", None)
-        if release is not None and len(texts) > self.batch_size:  # a job of several batches: give it back
+        if release is not None:
             with self._turn():
                 release()
-        return out
 
     def encode_query(self, text: str) -> np.ndarray:
         """(dim,) float32 unit vector for a question."""

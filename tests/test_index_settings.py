@@ -86,3 +86,14 @@ def test_passage_tokens_embeds_only_the_first_word_pieces(make_engine: Any, embe
     assert float(vectors[0] @ whole) < 0.99
     assert embedder.max_tokens == 256  # the window is back for questions and other callers
     assert engine.store.get_meta()["passage_tokens"] == "16"
+
+
+def test_the_model_memory_is_given_back_once_per_job(make_engine: Any, monkeypatch: Any) -> None:
+    engine = make_engine(index={"batch_size": 2, "chunk_words": 40})  # a reindex progress step: 16 passages
+    calls: list[int] = []
+    monkeypatch.setattr(engine.embedder, "release_memory", lambda: calls.append(1))
+    engine.add_text("Tides\n" + "The harbour tide rose two metres overnight. " * 100, added_by="test")
+    assert calls == [1]  # one add, however many batches it embedded
+    steps: list[int] = []
+    engine.reindex(lambda done, total: steps.append(done))
+    assert len(steps) > 1 and calls == [1, 1]  # one reindex of several progress steps: once more
