@@ -46,13 +46,8 @@ def query_terms(question: str) -> list[str]:
     return list(seen)[:MAX_TERMS]
 
 
-def fts_query(question: str) -> str:
-    """An FTS5 MATCH expression: the question's informative words, each quoted, joined by OR; "" if none."""
-    return terms_query(query_terms(question))
-
-
 def terms_query(terms: Sequence[str]) -> str:
-    """FTS5 MATCH expression OR-ing the given terms, each quoted (operators lose their meaning)."""
+    """FTS5 MATCH expression OR-ing the given terms, each quoted (operators lose their meaning); "" if none."""
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 

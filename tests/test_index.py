@@ -22,7 +22,7 @@ from engine.errors import UserError
 from index.chunking import chunk_text
 from index.dense import DenseIndex, DenseIndexError
 from index.embedder import Embedder
-from index.lexical import fts_query, query_terms, rarest_terms
+from index.lexical import query_terms, rarest_terms, terms_query
 from index.retriever import Retriever, convex_fuse, rrf_fuse
 
 MODEL = "packaged:all-MiniLM-L6-v2"
@@ -217,19 +217,19 @@ def fts() -> Iterator[sqlite3.Connection]:
 
 
 def test_fts_query_keeps_informative_words() -> None:
-    assert fts_query("When did the volcano erupt?") == '"volcano" OR "erupt"'
-    assert fts_query("What is it?") == ""
-    assert fts_query("") == ""
-    assert fts_query('"NEAR(a b)" AND * OR -x:y') == '"near" OR "b" OR "x" OR "y"'
+    assert terms_query(query_terms("When did the volcano erupt?")) == '"volcano" OR "erupt"'
+    assert terms_query(query_terms("What is it?")) == ""
+    assert terms_query(query_terms("")) == ""
+    assert terms_query(query_terms('"NEAR(a b)" AND * OR -x:y')) == '"near" OR "b" OR "x" OR "y"'
 
 
 def test_fts_query_matches_stemmed_and_possessive_words(fts: sqlite3.Connection) -> None:
     rows = fts.execute(
-        "SELECT text FROM t WHERE t MATCH ?", (fts_query("eruptions of volcanoes"),)
+        "SELECT text FROM t WHERE t MATCH ?", (terms_query(query_terms("eruptions of volcanoes")),)
     ).fetchall()
     assert rows == [("The volcano erupted in January.",)]
     rows = fts.execute(
-        "SELECT text FROM t WHERE t MATCH ?", (fts_query("Obama’s near-term goals"),)
+        "SELECT text FROM t WHERE t MATCH ?", (terms_query(query_terms("Obama’s near-term goals")),)
     ).fetchall()
     assert len(rows) == 1 and "Obama" in rows[0][0]
 
@@ -246,7 +246,7 @@ _HOSTILE = st.text(
 @settings(max_examples=300, deadline=None)
 @given(question=st.one_of(_HOSTILE, st.text(max_size=80)))
 def test_fts_query_never_breaks_fts(fts: sqlite3.Connection, question: str) -> None:
-    q = fts_query(question)
+    q = terms_query(query_terms(question))
     if q:
         fts.execute("SELECT rowid FROM t WHERE t MATCH ?", (q,)).fetchall()  # must not raise
 
