@@ -33,14 +33,15 @@ W_LEXICAL = 0.3  # IDF-weighted share of the question's content words in the sen
 W_RANK = 0.1  # retrieval rank of the passage, RANK_DECAY ** rank
 W_FACT = 0.15  # the sentence holds the kind of fact asked for (a number, a date, a name)
 RANK_DECAY = 0.85
-# Confidence: a logistic of the best sentence's cosine and word coverage, lower when the fact asked for
-# (a number, a date, a name) is not in it, higher when the passages retrieved are close to the question in
-# meaning (an off-collection question finds only distant ones). Fitted by `python -m scripts.fit_confidence`
-# on the SQuAD 2.0 dev split only: its 2,805 questions over the 646 paragraphs (positive: the sentence it
-# would quote holds a gold answer; negative: a wrong sentence or an unanswerable question) and its 1,278
-# answerable questions over the RealTimeQA news (all negative). Dev AUROC 0.800.
-C_BIAS = -5.58
-CONFIDENCE_WEIGHTS = {"cosine": 5.92, "lexical": 1.3, "fact_missing": -0.81, "passage_cosine": 0.56}
+# Confidence: a logistic of the best sentence's cosine (MiniLM's, also when static vectors ranked the
+# sentences) and word coverage, lower when the fact asked for (a number, a date, a name) is not in it, higher
+# when the passages retrieved are close to the question in meaning (an off-collection question finds only
+# distant ones). Fitted by `python -m scripts.fit_confidence` on the SQuAD 2.0 dev split only: its 2,805
+# questions over the 646 paragraphs (positive: the sentence it would quote holds a gold answer; negative: a
+# wrong sentence or an unanswerable question) and its 1,278 answerable questions over the RealTimeQA news
+# (all negative). Dev AUROC 0.805; at min_confidence 0.2 it refuses 95.5 % of the dev off-collection ones.
+C_BIAS = -5.25
+CONFIDENCE_WEIGHTS = {"cosine": 6.06, "lexical": 0.81, "fact_missing": -0.61, "passage_cosine": 0.55}
 # Further citations: close in score to the best, and saying the same thing (the same fact, or a sentence
 # close in meaning), but not a near copy of a quote already shown.
 SUPPORT_RATIO = 0.8
@@ -53,7 +54,8 @@ _MARKERS = re.compile(r" (?P<m>(?:\[\d+\])+)\.\Z")  # "36 civilians [1][2]." -> 
 
 
 class Encoder(Protocol):
-    """What the answer step needs from the embedder: L2-normalised vectors, one row per text."""
+    """What the answer step needs from the embedder: L2-normalised vectors, one row per text. An encoder
+    whose cosines run on another scale than MiniLM's says so with a `support_cosine` attribute."""
 
     def encode(self, texts: list[str]) -> np.ndarray: ...
 
@@ -86,9 +88,15 @@ def compose(
     *,
     query_vector: np.ndarray | None = None,
     top_k: int | None = None,
+    sentence_encoder: Encoder | None = None,
 ) -> Answer:
     """Answer `question` from the best sentences of the first `top_k` hits (default `settings.top_k`),
-    citing them; abstain when unsure."""
+    citing them; abstain when unsure.
+
+    `embedder` (with `query_vector`, the question's vector from it, if known) scores the sentences; given
+    a cheaper `sentence_encoder` (answer/static.py), that one ranks them and `embedder` embeds only the
+    best, whose cosine the confidence needs on the scale it was fitted on.
+    """
     t0 = time.perf_counter()
     used = list(hits[: top_k or settings.top_k])
     cands = _candidates(used, articles)
@@ -112,20 +120,25 @@ def compose(
         cands, lexical, cheap = [cands[i] for i in keep], lexical[keep], cheap[keep]
         facts = [facts[i] for i in keep]
 
+    ranker = sentence_encoder or embedder
     qvec = np.asarray(query_vector if query_vector is not None else embedder.encode_query(question))
-    vecs = np.asarray(embedder.encode([c.text for c in cands]), dtype=np.float32)
-    cosine = vecs @ qvec.astype(np.float32)
+    rank_qvec = ranker.encode_query(question) if sentence_encoder is not None else qvec
+    vecs = np.asarray(ranker.encode([c.text for c in cands]), dtype=np.float32)
+    cosine = vecs @ rank_qvec.astype(np.float32)
     score = W_COSINE * cosine + cheap
     order = [int(i) for i in np.argsort(-score, kind="stable")]
 
     best = order[0]
+    best_cosine = float(cosine[best])
+    if sentence_encoder is not None:
+        best_cosine = float(embedder.encode([cands[best].text])[0] @ qvec.astype(np.float32))
     passage_cosines = [h.dense_score for h in used if h.dense_score is not None]
     signals = {
-        "cosine": float(cosine[best]),
+        "cosine": best_cosine,
         "lexical": float(lexical[best]),
         "fact_missing": float(expect is not None and facts[best] is None),
         # bm25 mode scores no passage by meaning: the best sentence's cosine stands in
-        "passage_cosine": float(max(passage_cosines, default=cosine[best])),
+        "passage_cosine": float(max(passage_cosines, default=best_cosine)),
     }
     confidence = _confidence(signals)
     if confidence < settings.min_confidence:
@@ -133,10 +146,11 @@ def compose(
         return _finish(_refusal(question, confidence, closest, signals), articles, used, t0)
 
     chosen = [best]
+    support_cosine = float(getattr(ranker, "support_cosine", SUPPORT_COSINE))  # static vectors run higher
     for i in order[1:]:
         if len(chosen) >= settings.max_citations or score[i] < SUPPORT_RATIO * score[best] or score[best] <= 0:
             break
-        if _supports(i, best, chosen, cands, vecs, facts[best]):
+        if _supports(i, best, chosen, cands, vecs, facts[best], support_cosine):
             chosen.append(i)
     citations = tuple(_cite(cands[i], n, float(score[i])) for n, i in enumerate(chosen, 1))
     markers = "".join(f"[{c.n}]" for c in citations)
@@ -208,7 +222,13 @@ def _confidence(signals: Mapping[str, float]) -> float:
 
 
 def _supports(
-    i: int, best: int, chosen: list[int], cands: list[_Sentence], vecs: np.ndarray, fact: Fact | None
+    i: int,
+    best: int,
+    chosen: list[int],
+    cands: list[_Sentence],
+    vecs: np.ndarray,
+    fact: Fact | None,
+    support_cosine: float = SUPPORT_COSINE,
 ) -> bool:
     """Whether sentence i backs the answer from another passage without repeating a chosen quote."""
     cand = cands[i]
@@ -220,7 +240,7 @@ def _supports(
             return False
     if fact is not None:
         return re.search(rf"(?<!\w){re.escape(fact.key)}(?!\w)", cand.text) is not None
-    return float(vecs[i] @ vecs[best]) >= SUPPORT_COSINE
+    return float(vecs[i] @ vecs[best]) >= support_cosine
 
 
 def _cite(s: _Sentence, n: int, score: float) -> Citation:

@@ -74,6 +74,11 @@ class IndexSettings(_Section):
 class AnswerSettings(_Section):
     top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answer step.")
     max_citations: int = Field(3, ge=1, le=10, description="Citations shown at most.")
+    sentence_vectors: Literal["static", "model"] = Field(
+        "static",
+        description="How candidate sentences are compared with the question: static (word-piece vectors "
+        "weighted by rarity in the collection, no model run; answer/static.py) or model (MiniLM on each).",
+    )
     embed_sentences: int = Field(
         5,
         ge=0,

@@ -20,6 +20,7 @@ import numpy as np
 
 from answer.composer import compose
 from answer.models import Answer
+from answer.static import StaticEncoder, sif_weights
 from corpus import extract
 from corpus.fetch import fetch_document
 from corpus.models import Article, Document
@@ -95,8 +96,14 @@ class Engine:
         self._generation = -1
         self.dense = DenseIndex(self.embedder.dim)
         self.retriever = Retriever(self.store, self.embedder, self.dense, s)
+        self._weights: tuple[int, np.ndarray] | None = None  # (store generation, word-piece weights)
         if self.mismatch is None:
             self._load_dense()
+            try:
+                self._ensure_token_counts()
+            except (UserError, OSError) as exc:  # e.g. a read-only data dir: answers work, on the old counts
+                self.notices.append(f"Could not count the articles' words for the answer step: {exc}")
+                log.warning("could not count word pieces: %s", exc)
 
     # ---- consistency -------------------------------------------------------------------------------
 
@@ -313,6 +320,7 @@ class Engine:
                 continue
             todo.append((i, source, doc, digest, chunks))
         if todo:
+            tokens = self._token_counts([doc.text for _, _, doc, _, _ in todo])
             texts = [self._embed_text(doc.title, c) for _, _, doc, _, chunks in todo for c in chunks]
             vectors = self._embed_passages(texts, progress=self.progress and len(texts) > 64)
             self.embedder.release_memory()
@@ -320,7 +328,7 @@ class Engine:
             with self._write, data_dir_lock(self.data_dir):
                 if self.store.generation() != self._generation:
                     self._reload_dense(save=False)  # saved below
-                for i, source, doc, digest, chunks in todo:
+                for (i, source, doc, digest, chunks), counts in zip(todo, tokens, strict=True):
                     vecs = vectors[offset : offset + len(chunks)]
                     offset += len(chunks)
                     dup = self.store.find_duplicate(doc.url, digest)  # another process may have added it
@@ -328,7 +336,7 @@ class Engine:
                         results[i] = AddResult(source, duplicate=dup)
                         continue
                     try:
-                        article = self.store.add_article(doc, digest, added_by, chunks, vecs)
+                        article = self.store.add_article(doc, digest, added_by, chunks, vecs, counts)
                     except UserError as exc:  # disk full, read-only: this item failed, say why
                         results[i] = AddResult(source, error=f"{source}: {exc}")
                         continue
@@ -371,8 +379,16 @@ class Engine:
             hits = self.retriever.search_with_vector(question, qvec, top_k, mode=mode)
         t2 = time.perf_counter()
         articles = self.store.get_many({h.chunk.article_id for h in hits})
+        static = self._static_encoder() if self.settings.answer.sentence_vectors == "static" else None
         answer = compose(
-            question, hits, articles, self.embedder, self.settings.answer, query_vector=qvec, top_k=top_k
+            question,
+            hits,
+            articles,
+            self.embedder,
+            self.settings.answer,
+            query_vector=qvec,
+            top_k=top_k,
+            sentence_encoder=static,
         )
         t3 = time.perf_counter()
         answer.timings_ms.update(
@@ -381,6 +397,46 @@ class Engine:
             total=round((t3 - t0) * 1000, 2),
         )
         return answer
+
+    def _static_encoder(self) -> StaticEncoder:
+        """Sentence vectors from word-piece vectors, weighted by the collection's counts as of now."""
+        generation = self.store.generation()
+        cached = self._weights
+        if cached is None or cached[0] != generation:
+            ids, counts = self.store.token_counts()
+            cached = (generation, sif_weights(self.embedder.vocab_size, ids, counts))
+            self._weights = cached
+        return StaticEncoder(self.embedder.token_vectors(), cached[1], self.embedder.token_ids)
+
+    def _token_counts(self, texts: Sequence[str]) -> list[dict[int, int]]:
+        """Each text's word-piece counts (for the collection's counts, answer/static.py)."""
+        out = []
+        for ids in self.embedder.token_ids(texts):
+            values, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
+            out.append(dict(zip(values.tolist(), counts.tolist(), strict=True)))
+        return out
+
+    def _ensure_token_counts(self) -> None:
+        """Count the word pieces of every article if the store's counts are from another tokenizer or
+        from before they were kept (a one-off: ~10 s for 3,800 news articles)."""
+        by = self.settings.index.model
+        if self.store.get_meta().get("tokens_counted_by") == by:
+            return
+        with self._write, data_dir_lock(self.data_dir):
+            if self.store.get_meta().get("tokens_counted_by") == by:
+                return
+            total: dict[int, int] = {}
+            articles = self.store.list_articles()
+            for start in range(0, len(articles), 256):
+                for counts in self._token_counts([a.text for a in articles[start : start + 256]]):
+                    for t, n in counts.items():
+                        total[t] = total.get(t, 0) + n
+            before = self.store.generation()
+            self.store.replace_token_counts(total, by)
+            if self._generation == before:  # only the counts changed: the loaded index is still current
+                self._generation = self.store.generation()
+            if articles:
+                log.info("counted the word pieces of %d articles (%d kinds)", len(articles), len(total))
 
     def passage(self, chunk_id: int) -> tuple[Article, Chunk] | None:
         chunk = self.store.chunks([chunk_id]).get(chunk_id)
@@ -405,7 +461,8 @@ class Engine:
             if self.store.generation() != self._generation:
                 self._reload_dense(save=False)  # saved below
             ids = np.asarray(self.store.article_chunk_ids(article_id), dtype=np.int64)
-            article = self.store.remove_article(article_id)  # UserError if there is no such article
+            # UserError if there is no such article
+            article = self.store.remove_article(article_id, tokens=lambda text: self._token_counts([text])[0])
             with self._rw.write():
                 self.dense.remove(ids)
                 self._generation = self.store.generation()
@@ -450,6 +507,7 @@ class Engine:
                     dense.add(ids, all_vecs)
                 self._install_dense(dense, self.store.generation())
                 self._save_dense()
+            self._ensure_token_counts()  # counted by another model's tokenizer before a model change
             passages = sum(len(c) for _, c, _ in rows)
             log.info("reindexed %d articles, %d passages (model %s)", len(rows), passages, s.model)
             return ReindexReport(len(rows), passages, time.perf_counter() - t0)

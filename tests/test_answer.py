@@ -187,7 +187,9 @@ def small_hits() -> list[Hit]:
 def test_fact_questions_lead_with_the_fact(
     question: str, lead: str, article_id: int, small_hits: list[Hit], embedder: Any
 ) -> None:
-    answer = compose(question, small_hits, SMALL, embedder, AnswerSettings(top_k=20))
+    # What the answer leads with, whatever the confidence (the threshold has its own tests above): this
+    # three-article collection has no passage scores, so the year question sits at the threshold.
+    answer = compose(question, small_hits, SMALL, embedder, AnswerSettings(top_k=20, min_confidence=0.0))
 
     assert not answer.abstained, answer
     assert answer.text.startswith(lead), answer.text
