@@ -91,6 +91,21 @@ def run_squad(path: Path, settings: Settings, cache: Path, limit: int | None) ->
             rep = runner.report(full, prep, subset, settings, None)
             rep["split"] = split
             out["shipped"][split] = rep
+        out["sentences"] = {settings.answer.sentence_vectors: out["shipped"]}
+        for vectors in SENTENCE_VECTORS:
+            if vectors == settings.answer.sentence_vectors:
+                continue
+            _log(f"SQuAD answers: {len(questions)} questions, answer.sentence_vectors={vectors}")
+            other = runner.with_answer(settings, sentence_vectors=vectors)
+            engine = prep.engine_for(other)
+            try:
+                outs = runner.ask_all(prep, questions, engine=engine, recall=False, log=_log)
+            finally:
+                engine.store.close()
+            out["sentences"][vectors] = {
+                split: runner.report(full, prep, subset, other, None)
+                for split, subset in _splits(outs, dev_titles).items()
+            }
     finally:
         prep.close()
     return out
@@ -131,6 +146,20 @@ def run_news(
             out["modes"][mode] = runner.report(news, prep, outs, settings, mode)
             if mode == settings.index.mode:
                 latencies += [o.latency_ms for o in outs]
+        out["sentence_latency"] = {}
+        for vectors in SENTENCE_VECTORS:  # the same questions, one way after the other
+            engine = prep.engine_for(runner.with_answer(settings, sentence_vectors=vectors))
+            try:
+                _log(f"RealTimeQA: {len(questions)} questions, answer.sentence_vectors={vectors}")
+                outs = runner.ask_all(prep, questions, engine=engine, recall=False, log=_log)
+            finally:
+                engine.store.close()
+            lat = [o.latency_ms for o in outs if o.error is None]
+            out["sentence_latency"][vectors] = {
+                "n": len(lat),
+                "median": _r(metrics.percentile(lat, 50)),
+                "p95": _r(metrics.percentile(lat, 95)),
+            }
         variants = [("shipped", settings)] + ([("tuned", tuned)] if tuned is not None else [])
         for label, s in variants:
             engine = prep.engine_for(s)
@@ -182,6 +211,7 @@ def ingest_sample(news: datasets.EvalSet, settings: Settings, embedder: Any, n: 
 
 
 BACKENDS = ("onnx-int8", "torch")
+SENTENCE_VECTORS = ("static", "model")
 
 
 def run_backends(
@@ -289,6 +319,7 @@ def render(res: dict[str, Any]) -> str:
     lines += _targets(res)
     lines += _side_by_side(res)
     lines += _answers(res)
+    lines += _sentence_vectors(res)
     lines += _backends(res)
     lines += _tuning(res)
     lines += _off_collection(res)
@@ -487,6 +518,34 @@ def _answers(res: dict[str, Any]) -> list[str]:
         "",
     ]
     return out
+
+
+def _sentence_vectors(res: dict[str, Any]) -> list[str]:
+    rows = _get(res, "squad", "sentences")
+    if not rows or len(rows) < 2:
+        return []
+    out = [
+        "## Sentence vectors side by side (`answer.sentence_vectors`)",
+        "",
+        "How the answer step ranks the candidate sentences: `static` (word-piece vectors weighted by rarity in "
+        "the collection, answer/static.py; MiniLM embeds only the best sentence, for the confidence) or `model` "
+        "(MiniLM embeds every candidate). Same run, same retrieval, same confidence weights.",
+        "",
+        "| sentence vectors | support before abstention, test (all) | end-to-end, test | AUROC, test | "
+        "SQuAD `ask` ms median / p95 | news `ask` ms median / p95 (RealTimeQA questions) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for vectors, by_split in rows.items():
+        test, every = by_split.get("test") or {}, by_split.get("all") or {}
+        lat = _get(res, "news", "sentence_latency", vectors) or {}
+        out.append(
+            f"| {vectors} | {p(_get(test, 'answer', 'support_before_abstention'))} "
+            f"({p(_get(every, 'answer', 'support_before_abstention'))}) | "
+            f"{p(_get(test, 'abstention', 'end_to_end'))} | {runner.fmt_auroc(_get(test, 'abstention', 'auroc'))} | "
+            f"{_ms_cell(every.get('cost'), ('ask_ms_median', 'ask_ms_p95'))} | "
+            f"{_ms_cell(lat, ('median', 'p95'))} |"
+        )
+    return [*out, ""]
 
 
 def _backends(res: dict[str, Any]) -> list[str]:
