@@ -97,6 +97,8 @@ class Engine:
         self.dense = DenseIndex(self.embedder.dim)
         self.retriever = Retriever(self.store, self.embedder, self.dense, s)
         self._weights: tuple[int, np.ndarray] | None = None  # (store generation, word-piece weights)
+        if settings.answer.sentence_vectors == "static":
+            self.embedder.token_vectors()  # read, or computed once per machine: at start, not at a question
         if self.mismatch is None:
             self._load_dense()
             try:
