@@ -79,6 +79,13 @@ class AnswerSettings(_Section):
         description="How candidate sentences are compared with the question: static (word-piece vectors "
         "weighted by rarity in the collection, no model run; answer/static.py) or model (MiniLM on each).",
     )
+    rerank_sentences: int = Field(
+        2,
+        ge=1,
+        le=50,
+        description="With static sentence vectors: how many of the best sentences MiniLM embeds too; they are "
+        "re-ranked by the mean of both cosines (1: only the best, whose cosine the confidence needs).",
+    )
     embed_sentences: int = Field(
         5,
         ge=0,

@@ -139,3 +139,40 @@ def test_both_sentence_vectors_answer_with_a_verified_quote(make_engine: Any, ve
     answer = engine.ask("How many steel cables were replaced?")
     assert not answer.abstained
     assert "forty steel cables" in answer.citations[0].quote and "forty" in answer.text
+
+
+class _Fixed:
+    """An encoder that gives each known sentence a fixed cosine with the question (2-d unit vectors)."""
+
+    def __init__(self, cosines: dict[str, float]):
+        self.cosines = cosines
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts: Any) -> np.ndarray:
+        self.calls.append(list(texts))
+        return np.array([[c, np.sqrt(1 - c * c)] for c in (self.cosines[t] for t in texts)], dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return np.array([1.0, 0.0], dtype=np.float32)
+
+
+@pytest.mark.parametrize(("rerank", "first"), [(1, "Alpha"), (2, "Beta")])
+def test_minilm_re_ranks_the_best_static_sentences_by_the_mean_cosine(rerank: int, first: str) -> None:
+    from answer.composer import compose
+    from corpus.models import Article
+    from engine.config import AnswerSettings
+    from index.models import Chunk, Hit
+
+    sentences = ["Alpha rose.", "Beta fell.", "Gamma held."]
+    text = " ".join(sentences)
+    article = Article(id=1, title="t", text=text, source="s", content_hash="h", added_by="t", added_at="now")
+    hit = Hit(Chunk(1, 0, 0, len(text), text, id=1), score=1.0)
+    static = _Fixed({"Alpha rose.": 0.9, "Beta fell.": 0.8, "Gamma held.": 0.1})
+    model = _Fixed({"Alpha rose.": 0.2, "Beta fell.": 0.7, "Gamma held.": 0.95})
+    settings = AnswerSettings(rerank_sentences=rerank, min_confidence=0.0)
+    answer = compose("Which one?", [hit], {1: article}, model, settings, sentence_encoder=static)
+    # MiniLM embedded only the best `rerank` by the static score (Gamma, its favourite, is never seen)
+    assert model.calls == [sentences[:rerank]]
+    # rerank 2: Beta's mean (0.75) beats Alpha's (0.55); rerank 1: Alpha stays first
+    assert answer.citations[0].quote.startswith(first)
+    assert answer.signals["cosine"] == pytest.approx(model.cosines[answer.citations[0].quote])
