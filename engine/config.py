@@ -80,7 +80,7 @@ class AnswerSettings(_Section):
         "weighted by rarity in the collection, no model run; answer/static.py) or model (MiniLM on each).",
     )
     rerank_sentences: int = Field(
-        2,
+        1,
         ge=1,
         le=50,
         description="With static sentence vectors: how many of the best sentences MiniLM embeds too; they are "
