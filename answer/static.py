@@ -6,7 +6,7 @@ one vector, the model's own output for it alone (`Embedder.token_vectors`, compu
 sentence is the sum of its pieces' vectors weighted by how rare the piece is in the collection (SIF,
 Arora et al. 2017: a / (a + p(piece))), as model2vec builds static models from a transformer. In one
 `make bench` run the sentence it would quote held the answer within half a point as often as with MiniLM on every
-sentence (SQuAD 2.0 test split 80.9 vs 81.4 %, dev 77.1 vs 76.6 %) and `ask` on the news took 31 instead of 53 ms
+sentence (SQuAD 2.0 test split 80.9 vs 81.4 %, dev 77.1 vs 76.6 %) and `ask` on the news took 33 instead of 54 ms
 (median); docs/benchmarks.md has the side-by-side table.
 """
 
