@@ -97,7 +97,8 @@ def compose(
 
     `embedder` (with `query_vector`, the question's vector from it, if known) scores the sentences; given
     a cheaper `sentence_encoder` (answer/static.py), that one ranks them and `embedder` embeds only the
-    best, whose cosine the confidence needs on the scale it was fitted on.
+    best `settings.rerank_sentences` (re-ranked by the mean of both cosines): the confidence needs the best
+    one's cosine on the scale it was fitted on.
     """
     t0 = time.perf_counter()
     used = list(hits[: top_k or settings.top_k])

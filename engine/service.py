@@ -410,12 +410,14 @@ class Engine:
             self._weights = cached
         return StaticEncoder(self.embedder.token_vectors(), cached[1], self.embedder.token_ids)
 
-    def _token_counts(self, texts: Sequence[str]) -> list[dict[int, int]]:
-        """Each text's word-piece counts (for the collection's counts, answer/static.py)."""
+    def _token_counts(self, texts: Sequence[str], batch: int = 256) -> list[dict[int, int]]:
+        """Each text's word-piece counts (for the collection's counts, answer/static.py). Tokenized a batch
+        at a time: a folder of thousands of articles would otherwise hold every id list at once."""
         out = []
-        for ids in self.embedder.token_ids(texts):
-            values, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
-            out.append(dict(zip(values.tolist(), counts.tolist(), strict=True)))
+        for start in range(0, len(texts), batch):
+            for ids in self.embedder.token_ids(texts[start : start + batch]):
+                values, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
+                out.append(dict(zip(values.tolist(), counts.tolist(), strict=True)))
         return out
 
     def _ensure_token_counts(self) -> None:
