@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -322,7 +322,7 @@ class Engine:
                 continue
             todo.append((i, source, doc, digest, chunks))
         if todo:
-            tokens = self._token_counts([doc.text for _, _, doc, _, _ in todo])
+            tokens = list(self._token_counts([doc.text for _, _, doc, _, _ in todo]))
             texts = [self._embed_text(doc.title, c) for _, _, doc, _, chunks in todo for c in chunks]
             vectors = self._embed_passages(texts, progress=self.progress and len(texts) > 64)
             self.embedder.release_memory()
@@ -410,15 +410,13 @@ class Engine:
             self._weights = cached
         return StaticEncoder(self.embedder.token_vectors(), cached[1], self.embedder.token_ids)
 
-    def _token_counts(self, texts: Sequence[str], batch: int = 256) -> list[dict[int, int]]:
-        """Each text's word-piece counts (for the collection's counts, answer/static.py). Tokenized a batch
-        at a time: a folder of thousands of articles would otherwise hold every id list at once."""
-        out = []
+    def _token_counts(self, texts: Sequence[str], batch: int = 256) -> Iterator[dict[int, int]]:
+        """Each text's word-piece counts (for the collection's counts, answer/static.py), in order. Tokenized
+        a batch at a time: a folder of thousands of articles would otherwise hold every id list at once."""
         for start in range(0, len(texts), batch):
             for ids in self.embedder.token_ids(texts[start : start + batch]):
                 values, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
-                out.append(dict(zip(values.tolist(), counts.tolist(), strict=True)))
-        return out
+                yield dict(zip(values.tolist(), counts.tolist(), strict=True))
 
     def _ensure_token_counts(self) -> None:
         """Count the word pieces of every article if the store's counts are from another tokenizer or
@@ -431,10 +429,9 @@ class Engine:
                 return
             total: dict[int, int] = {}
             articles = self.store.list_articles()
-            for start in range(0, len(articles), 256):
-                for counts in self._token_counts([a.text for a in articles[start : start + 256]]):
-                    for t, n in counts.items():
-                        total[t] = total.get(t, 0) + n
+            for counts in self._token_counts([a.text for a in articles]):
+                for t, n in counts.items():
+                    total[t] = total.get(t, 0) + n
             before = self.store.generation()
             self.store.replace_token_counts(total, by)
             if self._generation == before:  # only the counts changed: the loaded index is still current
@@ -466,7 +463,7 @@ class Engine:
                 self._reload_dense(save=False)  # saved below
             ids = np.asarray(self.store.article_chunk_ids(article_id), dtype=np.int64)
             # UserError if there is no such article
-            article = self.store.remove_article(article_id, tokens=lambda text: self._token_counts([text])[0])
+            article = self.store.remove_article(article_id, tokens=lambda text: next(self._token_counts([text])))
             with self._rw.write():
                 self.dense.remove(ids)
                 self._generation = self.store.generation()

@@ -62,7 +62,7 @@ def remove_temp_files(path: Path) -> list[str]:
     return removed
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so readers see the old file or the new one, never a partial one."""
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
@@ -161,8 +161,8 @@ class DenseIndex:
             "ids_sha256": ids_checksum(ids),
             "index_sha256": hashlib.sha256(data).hexdigest(),
         }
-        _write_atomic(path, data)
-        _write_atomic(manifest_path(path), json.dumps(full, indent=2, sort_keys=True).encode("utf-8"))
+        write_atomic(path, data)
+        write_atomic(manifest_path(path), json.dumps(full, indent=2, sort_keys=True).encode("utf-8"))
         return full
 
     @classmethod

@@ -7,6 +7,7 @@ from the first run; any other sentence-transformers model must already be on dis
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import os
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import UserError
+from index.dense import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,11 @@ _FIX = (
     "Use index.model: 'packaged:all-MiniLM-L6-v2' (installed with articlebot), a local model folder, "
     "or a sentence-transformers model already in the Hugging Face cache (articlebot never downloads)."
 )
+
+
+def cache_slug(name: str) -> str:
+    """A model name as a file name in the cache directory."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def resolve_model(model: str) -> str:
@@ -177,8 +184,7 @@ class Embedder:
             return self._token_table
 
     def _load_token_table(self) -> np.ndarray:
-        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.name)
-        path = self.cache_dir / "static" / f"{slug}-{self.backend}-v{TOKEN_TABLE_VERSION}.npy"
+        path = self.cache_dir / "static" / f"{cache_slug(self.name)}-{self.backend}-v{TOKEN_TABLE_VERSION}.npy"
         try:
             table = np.load(path)
             if table.shape == (self.vocab_size, self.dim) and table.dtype == np.float16:
@@ -189,13 +195,12 @@ class Embedder:
         log.warning("Computing the word-piece vectors of %r, once, into %s", self.name, path)
         table = self._compute_token_table().astype(np.float16)
         self.release_memory()
-        try:  # written aside and renamed, so a killed process never leaves half a file
+        buf = io.BytesIO()
+        np.save(buf, table)
+        try:  # a killed process never leaves half a file
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
-                np.save(fh, table)
-            os.replace(tmp, path)
-        except OSError as exc:  # a read-only cache only costs the same few seconds at the next start
+            write_atomic(path, buf.getvalue())
+        except OSError as exc:  # a read-only cache: the table is computed again at the next start
             log.warning("could not save the token vectors to %s: %s", path, exc)
         return table
 

@@ -199,7 +199,9 @@ def load(source: str, backend: str, cache_dir: Path, name: str) -> OnnxEncoder:
     path = Path(source)
     if not path.is_dir():
         raise UserError(f"The ONNX backends need a local model folder; {source!r} is not one.")
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    from index.embedder import cache_slug
+
+    slug = cache_slug(name)
     quantize = backend == "onnx-int8"
     stem = "model-int8" if quantize else "model"
     onnx_file = cache_dir / "onnx" / slug / f"{stem}-v{EXPORT_VERSION}.onnx"

@@ -79,7 +79,6 @@ def test_token_vectors_are_read_back_from_the_cache(
     from index.embedder import Embedder
 
     first = Embedder(embedder.name, embedder.backend, cache_dir=tmp_path)
-    first._token_table = None
     table = first.token_vectors()
     saved = list((tmp_path / "static").glob("*.npy"))
     assert len(saved) == 1 and not list((tmp_path / "static").glob("*.tmp"))
