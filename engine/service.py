@@ -96,9 +96,8 @@ class Engine:
         self._generation = -1
         self.dense = DenseIndex(self.embedder.dim)
         self.retriever = Retriever(self.store, self.embedder, self.dense, s)
-        self._weights: tuple[int, np.ndarray] | None = None  # (store generation, word-piece weights)
-        if settings.answer.sentence_vectors == "static":
-            self.embedder.token_vectors()  # read, or computed once per machine: at start, not at a question
+        self._static: tuple[int, StaticEncoder] | None = None  # (store generation, its word-piece weights)
+        self.embedder.token_vectors()  # read, or computed once per machine: at start, not at a question
         if self.mismatch is None:
             self._load_dense()
             try:
@@ -381,7 +380,7 @@ class Engine:
             hits = self.retriever.search_with_vector(question, qvec, top_k, mode=mode)
         t2 = time.perf_counter()
         articles = self.store.get_many({h.chunk.article_id for h in hits})
-        static = self._static_encoder() if self.settings.answer.sentence_vectors == "static" else None
+        static = self._static_encoder()
         answer = compose(
             question,
             hits,
@@ -390,7 +389,8 @@ class Engine:
             self.settings.answer,
             query_vector=qvec,
             top_k=top_k,
-            sentence_encoder=static,
+            sentence_encoder=static if self.settings.answer.sentence_vectors == "static" else None,
+            soft_coverage=static.soft_coverage,
         )
         t3 = time.perf_counter()
         answer.timings_ms.update(
@@ -403,12 +403,18 @@ class Engine:
     def _static_encoder(self) -> StaticEncoder:
         """Sentence vectors from word-piece vectors, weighted by the collection's counts as of now."""
         generation = self.store.generation()
-        cached = self._weights
+        cached = self._static
         if cached is None or cached[0] != generation:
             ids, counts = self.store.token_counts()
-            cached = (generation, sif_weights(self.embedder.vocab_size, ids, counts))
-            self._weights = cached
-        return StaticEncoder(self.embedder.token_vectors(), cached[1], self.embedder.token_ids)
+            weights = sif_weights(self.embedder.vocab_size, ids, counts)
+            encoder = (
+                cached[1].with_weights(weights)
+                if cached is not None
+                else StaticEncoder(self.embedder.token_vectors(), weights, self.embedder.token_ids)
+            )
+            cached = (generation, encoder)
+            self._static = cached
+        return cached[1]
 
     def _token_counts(self, texts: Sequence[str], batch: int = 256) -> Iterator[dict[int, int]]:
         """Each text's word-piece counts (for the collection's counts, answer/static.py), in order. Tokenized

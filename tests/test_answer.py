@@ -412,7 +412,8 @@ def test_confidence_signals_come_from_the_quoted_sentence_and_the_passages(
     scored = [dataclasses.replace(h, dense_score=0.1 * (i + 1)) for i, h in enumerate(hits)]  # 0.1, 0.2, ...
     answer = compose(REFERENCE, scored, {1: article}, embedder, AnswerSettings(top_k=4))
     sig = answer.signals
-    assert set(sig) == set(composer.CONFIDENCE_WEIGHTS)
+    assert set(sig) == set(composer.CONFIDENCE_WEIGHTS) | {"lexical"}  # word overlap: shown, not weighed
+    assert sig["soft"] == sig["lexical"]  # no soft coverage given: the word overlap stands in
     assert sig["passage_cosine"] == pytest.approx(0.4)  # the best of the 4 passages used, not of all
     q, quote = embedder.encode([REFERENCE, answer.citations[0].quote])
     assert sig["cosine"] == pytest.approx(float(q @ quote), abs=1e-3)

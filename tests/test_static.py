@@ -175,3 +175,51 @@ def test_minilm_re_ranks_the_best_static_sentences_by_the_mean_cosine(rerank: in
     # rerank 2: Beta's mean (0.75) beats Alpha's (0.55); rerank 1: Alpha stays first
     assert answer.citations[0].quote.startswith(first)
     assert answer.signals["cosine"] == pytest.approx(model.cosines[answer.citations[0].quote])
+
+
+def test_soft_coverage_matches_each_question_piece_with_its_closest_piece() -> None:
+    # unit vectors 0: [1, 0], 1: [0, 1], 2: [0.6, 0.8] (length 5 in the table: the cosine ignores length)
+    table = np.array([[1, 0], [0, 1], [3, 4]], dtype=np.float16)
+    weights = np.array([1.0, 3.0, 1.0], dtype=np.float32)
+    pieces = {"q": [0, 1], "exact": [1, 0, 0], "near": [2], "half": [0], "": []}
+    enc = StaticEncoder(table, weights, lambda texts: [pieces[t] for t in texts])
+    soft = enc.soft_coverage("q", ["exact", "near", "half", ""])
+    # question weights 1 and 3 (shares 0.25, 0.75); "near" is at cosine 0.6 from piece 0, 0.8 from piece 1
+    assert soft == pytest.approx([1.0, 0.25 * 0.6 + 0.75 * 0.8, 0.25 * 1.0 + 0.75 * 0.0, 0.0])
+    assert np.all(enc.soft_coverage("", ["exact"]) == 0)  # a question with no pieces covers nothing
+    assert enc.with_weights(np.ones(3, dtype=np.float32)).soft_coverage("q", ["half"]) == pytest.approx([0.5])
+
+
+def test_numpy_runs_the_answer_steps_products_on_one_thread() -> None:
+    from threadpoolctl import threadpool_info
+
+    import answer.static  # noqa: F401  (sets it at import)
+
+    numpy_blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas" and "numpy" in lib["filepath"]]
+    assert numpy_blas and all(lib["num_threads"] == 1 for lib in numpy_blas)
+
+
+def test_soft_coverage_ranks_the_sentences_and_feeds_the_confidence() -> None:
+    from answer.composer import SOFT_CANDIDATES, compose
+    from corpus.models import Article
+    from engine.config import AnswerSettings
+    from index.models import Chunk, Hit
+
+    sentences = [f"Item {n} stood." for n in range(20)]
+    text = " ".join(sentences)
+    article = Article(id=1, title="t", text=text, source="s", content_hash="h", added_by="t", added_at="now")
+    hit = Hit(Chunk(1, 0, 0, len(text), text, id=1), score=1.0)
+    flat = _Fixed(dict.fromkeys(sentences, 0.5))  # every sentence alike by cosine and by word overlap
+    seen: list[list[str]] = []
+
+    def soft(question: str, texts: list[str]) -> np.ndarray:
+        seen.append(texts)
+        return np.array([0.9 if t == "Item 3 stood." else 0.2 for t in texts], dtype=np.float32)
+
+    settings = AnswerSettings(min_confidence=0.0)
+    answer = compose("Which item?", [hit], {1: article}, flat, settings, sentence_encoder=flat, soft_coverage=soft)
+    assert answer.citations[0].quote == "Item 3 stood."  # without soft coverage the first sentence wins the tie
+    assert answer.signals["soft"] == pytest.approx(0.9)
+    assert len(seen) == 1 and len(seen[0]) == SOFT_CANDIDATES  # only the best by the cheap signals are scored
+    plain = compose("Which item?", [hit], {1: article}, flat, settings, sentence_encoder=flat)
+    assert plain.citations[0].quote == "Item 0 stood." and plain.signals["soft"] == plain.signals["lexical"]
