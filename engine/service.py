@@ -97,6 +97,7 @@ class Engine:
         self.dense = DenseIndex(self.embedder.dim)
         self.retriever = Retriever(self.store, self.embedder, self.dense, s)
         self._static: tuple[int, StaticEncoder] | None = None  # (store generation, its word-piece weights)
+        self._static_lock = threading.Lock()
         self.embedder.token_vectors()  # read, or computed once per machine: at start, not at a question
         if self.mismatch is None:
             self._load_dense()
@@ -404,7 +405,12 @@ class Engine:
         """Sentence vectors from word-piece vectors, weighted by the collection's counts as of now."""
         generation = self.store.generation()
         cached = self._static
-        if cached is None or cached[0] != generation:
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        with self._static_lock:  # one thread rebuilds it; the others wait for it instead of each building one
+            cached = self._static
+            if cached is not None and cached[0] == generation:
+                return cached[1]
             ids, counts = self.store.token_counts()
             weights = sif_weights(self.embedder.vocab_size, ids, counts)
             encoder = (
@@ -412,9 +418,8 @@ class Engine:
                 if cached is not None
                 else StaticEncoder(self.embedder.token_vectors(), weights, self.embedder.token_ids)
             )
-            cached = (generation, encoder)
-            self._static = cached
-        return cached[1]
+            self._static = (generation, encoder)
+            return encoder
 
     def _token_counts(self, texts: Sequence[str], batch: int = 256) -> Iterator[dict[int, int]]:
         """Each text's word-piece counts (for the collection's counts, answer/static.py), in order. Tokenized

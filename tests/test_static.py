@@ -223,3 +223,40 @@ def test_soft_coverage_ranks_the_sentences_and_feeds_the_confidence() -> None:
     assert len(seen) == 1 and len(seen[0]) == SOFT_CANDIDATES  # only the best by the cheap signals are scored
     plain = compose("Which item?", [hit], {1: article}, flat, settings, sentence_encoder=flat)
     assert plain.citations[0].quote == "Item 0 stood." and plain.signals["soft"] == plain.signals["lexical"]
+
+
+def test_norms_are_computed_a_block_at_a_time_without_changing_them() -> None:
+    from answer.static import _norms
+
+    table = np.random.default_rng(0).normal(size=(7, 3)).astype(np.float16)
+    table[4] = 0  # a zero vector gets a tiny length, not 0 (no division by zero)
+    expected = np.maximum(np.linalg.norm(table.astype(np.float32), axis=1), 1e-12)
+    assert np.allclose(_norms(table, rows=2), expected) and _norms(table, rows=2)[4] == pytest.approx(1e-12)
+
+
+def test_threads_asking_at_once_build_one_static_encoder(make_engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    import answer.static
+
+    engine = make_engine()
+    engine.add_text(RIVER, title="Floods", added_by="t")
+    builds: list[int] = []
+    norms = answer.static._norms
+
+    def slow_norms(table: np.ndarray, rows: int = 2048) -> np.ndarray:
+        builds.append(1)
+        time.sleep(0.2)  # the other threads arrive while this one builds
+        return norms(table, rows)
+
+    monkeypatch.setattr(answer.static, "_norms", slow_norms)
+    engine._static = None
+    got: list[Any] = []
+    threads = [threading.Thread(target=lambda: got.append(engine._static_encoder())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(got) == 4 and all(e is got[0] for e in got)
+    assert builds == [1]  # each thread building its own held the table in float32 four times over (bot peak +350 MB)
