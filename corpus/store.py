@@ -95,12 +95,26 @@ END""",
 _DROP_TRIGGERS = [f"DROP TRIGGER IF EXISTS {name}" for name in ("chunks_ai", "chunks_ad", "chunks_au")]
 
 # Per connection, in memory: a scratch FTS5 table that tokenizes query terms exactly as chunks_fts does
-# (stemmed), its token list, and the passage counts of chunks_fts's terms. Nothing is written to the file.
+# (stemmed), its token list, and the passage counts and occurrences of chunks_fts's terms. Nothing is
+# written to the file.
 _TEMP_VOCAB = [
     f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_terms USING fts5(text, tokenize='{FTS_TOKENIZE}')",
     "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_tokens USING fts5vocab(temp, query_terms, 'instance')",
     "CREATE VIRTUAL TABLE IF NOT EXISTS temp.passage_terms USING fts5vocab(main, chunks_fts, 'row')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.passage_instances USING fts5vocab(main, chunks_fts, 'instance')",
 ]
+
+
+def _varint(blob: bytes) -> int:
+    """The first varint of an FTS5 docsize record (SQLite's: 7 bits a byte, high bit = more follow): with
+    one indexed column, the passage's length in tokens."""
+    value = 0
+    for byte in blob[:9]:
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            break
+    return value
+
 
 _ARTICLE_COLS = (
     "a.id, a.title, a.text, a.source, a.content_hash, a.added_by, a.added_at, a.url, a.outlet, a.byline, "
@@ -516,30 +530,79 @@ class Store:
         )
         return [(int(r[0]), -float(r[1])) for r in rows]
 
-    def doc_frequencies(self, terms: Sequence[str]) -> list[int]:
-        """How many passages hold each term, as FTS5 matches it (stemmed; for a term FTS5 splits into
-        several tokens, its rarest token's count, an upper bound of the phrase's). 0: matches nothing."""
-        if not terms:
-            return []
+    def _vocab(self) -> sqlite3.Connection:
+        """This thread's connection with the temp tables of `_TEMP_VOCAB` made."""
         conn = self._conn()
         if not getattr(self._local, "vocab", False):
             for sql in _TEMP_VOCAB:
                 conn.execute(sql)
             self._local.vocab = True
+        return conn
+
+    def fts_tokens(self, words: Sequence[str]) -> list[tuple[str, ...]]:
+        """The tokens chunks_fts makes of each word (stemmed): one for most words, several for a word FTS5
+        splits ("weather-satellite"), none for a word it drops."""
+        if not words:
+            return []
+        conn = self._vocab()
         conn.execute("DELETE FROM temp.query_terms")
-        conn.executemany("INSERT INTO temp.query_terms(rowid, text) VALUES (?, ?)", list(enumerate(terms)))
-        tokens = conn.execute("SELECT doc, term FROM temp.query_tokens").fetchall()
+        conn.executemany("INSERT INTO temp.query_terms(rowid, text) VALUES (?, ?)", list(enumerate(words)))
+        rows = conn.execute("SELECT doc, term FROM temp.query_tokens ORDER BY doc, col, offset").fetchall()
         conn.execute("DELETE FROM temp.query_terms")
-        wanted = sorted({t for _, t in tokens})
-        marks = ",".join("?" * len(wanted))
-        count = dict(
-            conn.execute(f"SELECT term, doc FROM temp.passage_terms WHERE term IN ({marks})", wanted).fetchall()
-        )
-        found: dict[int, int] = {}
-        for i, token in tokens:
-            n = int(count.get(token, 0))
-            found[i] = min(found.get(i, n), n)
-        return [found.get(i, 0) for i in range(len(terms))]
+        out: list[list[str]] = [[] for _ in words]
+        for i, token in rows:
+            out[int(i)].append(str(token))
+        return [tuple(t) for t in out]
+
+    def doc_frequencies(self, terms: Sequence[str]) -> list[int]:
+        """How many passages hold each term, as FTS5 matches it (stemmed; for a term FTS5 splits into
+        several tokens, its rarest token's count, an upper bound of the phrase's). 0: matches nothing."""
+        tokens = self.fts_tokens(terms)
+        _, count = self.fts_doc_counts({t for toks in tokens for t in toks})
+        return [min((count[t] for t in toks), default=0) for toks in tokens]
+
+    def fts_doc_counts(self, tokens: Iterable[str]) -> tuple[int, dict[str, int]]:
+        """(generation, how many passages hold each FTS token; 0 for none), read in one transaction."""
+        wanted = sorted(set(tokens))
+        self._vocab()
+        with self._read() as conn:
+            gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            count = dict.fromkeys(wanted, 0)
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT term, doc FROM temp.passage_terms WHERE term IN ({marks})"
+                count.update((str(t), int(n)) for t, n in conn.execute(sql, part))
+        return gen, count
+
+    def fts_postings(self, tokens: Iterable[str]) -> tuple[int, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """(generation, for each FTS token the passages holding it and how often: chunk ids ascending
+        (int64) and counts (int64)), read from the FTS5 index in one transaction. Cost: one row per
+        occurrence, ~2 us each (a word in 5,000 of the news passages: ~11 ms)."""
+        wanted = sorted(set(tokens))
+        self._vocab()
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        with self._read() as conn:
+            gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            for token in wanted:
+                rows = conn.execute(
+                    "SELECT doc, count(*) FROM temp.passage_instances WHERE term = ? GROUP BY doc ORDER BY doc",
+                    (token,),
+                ).fetchall()
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                tf = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+                out[token] = (ids, tf)
+        return gen, out
+
+    def fts_lengths(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """(generation, chunk ids ascending, each passage's length in FTS tokens), in one transaction:
+        what FTS5's bm25() reads for the length normalisation."""
+        with self._read() as conn:
+            gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            rows = conn.execute("SELECT id, sz FROM chunks_fts_docsize ORDER BY id").fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        lengths = np.fromiter((_varint(r[1]) for r in rows), dtype=np.int64, count=len(rows))
+        return gen, ids, lengths
 
     def replace_all_chunks(self, rows: Iterable[tuple[int, list[Chunk], np.ndarray]], meta: dict) -> None:
         """Reindex: swap every article's passages, vectors and FTS rows and update meta, all or nothing.

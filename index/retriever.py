@@ -17,9 +17,10 @@ import numpy as np
 
 from corpus.store import Store
 from engine.config import IndexSettings
+from index.bm25 import Bm25
 from index.dense import DenseIndex
 from index.embedder import Embedder
-from index.lexical import query_terms, rarest_terms, terms_query
+from index.lexical import query_terms
 from index.models import Hit
 
 MODES = ("hybrid", "bm25", "dense")
@@ -76,6 +77,7 @@ class Retriever:
         self.settings = settings
         self._dense = dense
         self._swap_lock = threading.Lock()
+        self.bm25 = Bm25(store)
 
     @property
     def dense(self) -> DenseIndex:
@@ -100,13 +102,6 @@ class Retriever:
         qvec = self.embedder.encode_query(question) if mode != "bm25" else None
         return self.search_with_vector(question, qvec, k, mode)
 
-    def _fts_query(self, question: str) -> str:
-        terms = query_terms(question)
-        limit = self.settings.bm25_max_terms
-        if limit > 0 and len(terms) > limit:
-            terms = rarest_terms(terms, self.store.doc_frequencies(terms), limit)
-        return terms_query(terms)
-
     def search_with_vector(
         self, question: str, qvec: np.ndarray | None, k: int, mode: str | None = None
     ) -> list[Hit]:
@@ -122,7 +117,7 @@ class Retriever:
         use_bm25 = mode == "bm25" or (mode == "hybrid" and bm25_on)
         use_dense = mode == "dense" or (mode == "hybrid" and dense_on)
         depth = max(k, s.candidates)
-        bm25 = self.store.lexical_search(self._fts_query(question), depth) if use_bm25 else []
+        bm25 = self.bm25.search(query_terms(question), depth, s.bm25_max_terms) if use_bm25 else []
         dense: list[tuple[int, float]] = []
         if use_dense:
             if qvec is None:

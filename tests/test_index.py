@@ -449,20 +449,23 @@ def test_bm25_searches_only_the_rarest_words(
 ) -> None:
     store, _ = corpus
     question = "Which rocket carried the new weather satellite launched over the Atlantic from French Guiana?"
-    sent: list[str] = []
-    real = store.lexical_search
+    fetched: list[str] = []
+    real = store.fts_postings
 
-    def spy(query: str, k: int) -> list[tuple[int, float]]:
-        sent.append(query)
-        return real(query, k)
+    def spy(tokens: list[str]) -> tuple[int, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        fetched.extend(tokens)
+        return real(tokens)
 
-    monkeypatch.setattr(store, "lexical_search", spy)
-    hits = _retriever(corpus, embedder, bm25_max_terms=3).search(question, 3, mode="bm25")
+    monkeypatch.setattr(store, "fts_postings", spy)
+    retriever = _retriever(corpus, embedder, bm25_max_terms=3)
+    hits = retriever.search(question, 3, mode="bm25")
     assert hits and "Ariane 6" in " ".join(h.chunk.text for h in hits)
-    kept = [t.strip('"') for t in sent[-1].split(" OR ")]
     terms = query_terms(question)
-    assert len(terms) > 3 and len(kept) == 3 and set(kept) <= set(terms)
+    kept = rarest_terms(terms, store.doc_frequencies(terms), 3)
+    assert len(terms) > 3 and len(kept) == 3
+    assert sorted(fetched) == sorted(t for toks in store.fts_tokens(kept) for t in toks)  # read only those 3
     dropped = [t for t in terms if t not in kept]
     assert max(_matches(store, t) for t in kept) <= min(_matches(store, t) for t in dropped)
-    _retriever(corpus, embedder, bm25_max_terms=0).search(question, 3, mode="bm25")
-    assert sent[-1].count(" OR ") == len(terms) - 1  # 0: every word
+    assert [(h.chunk.id, h.score) for h in hits] == store.lexical_search(terms_query(kept), 3)
+    every = _retriever(corpus, embedder, bm25_max_terms=0).search(question, 3, mode="bm25")
+    assert [(h.chunk.id, h.score) for h in every] == store.lexical_search(terms_query(terms), 3)  # 0: every word
