@@ -63,7 +63,7 @@ class IndexSettings(_Section):
         0.4, ge=0, le=1, description="Convex fusion: weight of the normalised BM25 score (the cosine gets the rest)."
     )
     bm25_max_terms: int = Field(
-        8, ge=0, le=32, description="BM25 searches the question's N rarest words (0: all of them)."
+        0, ge=0, le=32, description="BM25 searches the question's N rarest words (0: all of them)."
     )
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     bm25_weight: float = Field(1.0, ge=0, description="RRF: weight of the lexical ranking.")
