@@ -309,3 +309,19 @@ def load_realtimeqa(directory: Path, split: str = "all") -> EvalSet:
     return EvalSet(
         name=directory.name, format="realtimeqa", questions=tuple(questions), documents=tuple(documents), split=split
     )
+
+
+def template_gold(evalset: EvalSet, min_urls: int = 3) -> set[str]:
+    """Ids of the questions whose every gold article's text is a page template, not an article: the same
+    text under `min_urls` or more different URLs. In RealTimeQA 2022, 12 of the 206 questions have as their
+    only gold article a video player's ad-feedback form (210 characters, 23 URLs); the store keeps one copy
+    of a text, so no retrieval can rank their gold article for them."""
+    urls: dict[str, int] = {}
+    for _, doc in evalset.documents or ():
+        urls[doc.text] = urls.get(doc.text, 0) + 1
+    texts = {key: doc.text for key, doc in evalset.documents or ()}
+    return {
+        q.id
+        for q in evalset.questions
+        if q.gold and all(key in texts and urls[texts[key]] >= min_urls for key in q.gold)
+    }

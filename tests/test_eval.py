@@ -210,6 +210,24 @@ def test_realtimeqa_split_is_by_week_and_keeps_every_article(tmp_path: Path) -> 
         datasets.load_realtimeqa(tmp_path, "train")
 
 
+def test_template_gold_finds_questions_whose_gold_is_a_page_template(tmp_path: Path) -> None:
+    s = datasets.load_realtimeqa(RTQA)
+    assert datasets.template_gold(s) == set()  # every gold article has text of its own
+    # Question 1's gold page now holds the text two other pages hold too: an ad form, not an article.
+    lines = (RTQA / "20220107_gold.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines]
+    ad = "1. How relevant is this ad to you? Video player was slow to load content."
+    rows[1]["search_result"][0]["text"] = ad
+    rows[0]["search_result"].append({"url": "https://news.example.com/ad-1", "text": ad})
+    rows[0]["search_result"].append({"url": "https://news.example.com/ad-2", "text": ad})
+    for kind in ("qa", "gcs"):
+        (tmp_path / f"20220107_{kind}.jsonl").write_text((RTQA / f"20220107_{kind}.jsonl").read_text("utf-8"), "utf-8")
+    (tmp_path / "20220107_gold.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", "utf-8")
+    changed = datasets.load_realtimeqa(tmp_path)
+    assert datasets.template_gold(changed) == {"20220107_1"}  # question 0 keeps its lighthouse article
+    assert datasets.template_gold(changed, min_urls=4) == set()
+
+
 def test_squad_loader_titles_and_limit() -> None:
     s = datasets.load_squad2(SQUAD)
     assert s.documents is not None and s.documents[0][0] == "Marrowick Lighthouse \u00b61"
