@@ -460,7 +460,8 @@ def ranking_report(rankings: Sequence[Ranking]) -> dict[str, Any]:
 
 def apply_threshold(outcomes: Sequence[Outcome], threshold: float) -> list[Outcome]:
     """The outcomes had the bot run with `answer.min_confidence = threshold`, from a run at 0: the answer
-    step refuses exactly when the confidence is below it (tests/test_eval.py checks this equivalence)."""
+    step refuses exactly when the confidence is below it or the question is off-topic, which no threshold
+    changes (tests/test_eval.py checks this equivalence)."""
     out = []
     for o in outcomes:
         if o.abstained or o.confidence >= threshold:

@@ -121,6 +121,30 @@ def test_off_topic_question_abstains_and_shows_closest_passages_only(
     assert_traceable(answer, {1: article}, hits)
 
 
+def test_off_topic_gate_refuses_only_far_passages_with_few_question_words(
+    sample: tuple[Article, list[Hit]], embedder: Any
+) -> None:
+    article, hits = sample
+
+    def ask(cosine: float, **gate: float) -> Answer:
+        far = [dataclasses.replace(h, dense_score=cosine) for h in hits]
+        # Words the article does not hold keep the quoted sentence's share of the question's words below 1.
+        question = "How many civilians reportedly died in the flood at the harbour?"
+        answer = compose(question, far, {1: article}, embedder, AnswerSettings(min_confidence=0.0, **gate))
+        assert_traceable(answer, {1: article}, far)
+        return answer
+
+    free = ask(0.3, off_topic_cosine=0.0)  # the gate off: answered
+    assert not free.abstained and free.signals["passage_cosine"] == pytest.approx(0.3)
+    overlap = free.signals["lexical"]
+    assert 0 < overlap < 1
+    gated = ask(0.3, off_topic_cosine=0.54, off_topic_overlap=overlap + 1e-6)
+    assert gated.abstained and gated.citations == () and gated.closest
+    assert gated.confidence == free.confidence and gated.signals == free.signals  # the gate, not the confidence
+    assert not ask(0.3, off_topic_cosine=0.54, off_topic_overlap=overlap).abstained  # enough question words
+    assert not ask(0.6, off_topic_cosine=0.54, off_topic_overlap=1.0).abstained  # a passage close in meaning
+
+
 def test_passages_below_top_k_are_never_quoted(sample: tuple[Article, list[Hit]], embedder: Any) -> None:
     article, hits = sample
     answer = compose(REFERENCE, hits, {1: article}, embedder, AnswerSettings(top_k=2))
@@ -187,9 +211,10 @@ def small_hits() -> list[Hit]:
 def test_fact_questions_lead_with_the_fact(
     question: str, lead: str, article_id: int, small_hits: list[Hit], embedder: Any
 ) -> None:
-    # What the answer leads with, whatever the confidence (the threshold has its own tests above): this
+    # What the answer leads with, whatever the confidence and the off-topic gate (each has its own tests): this
     # three-article collection has no passage scores, so the year question sits at the threshold.
-    answer = compose(question, small_hits, SMALL, embedder, AnswerSettings(top_k=20, min_confidence=0.0))
+    settings = AnswerSettings(top_k=20, min_confidence=0.0, off_topic_cosine=0.0)
+    answer = compose(question, small_hits, SMALL, embedder, settings)
 
     assert not answer.abstained, answer
     assert answer.text.startswith(lead), answer.text

@@ -168,7 +168,7 @@ def test_minilm_re_ranks_the_best_static_sentences_by_the_mean_cosine(rerank: in
     hit = Hit(Chunk(1, 0, 0, len(text), text, id=1), score=1.0)
     static = _Fixed({"Alpha rose.": 0.9, "Beta fell.": 0.8, "Gamma held.": 0.1})
     model = _Fixed({"Alpha rose.": 0.2, "Beta fell.": 0.7, "Gamma held.": 0.95})
-    settings = AnswerSettings(rerank_sentences=rerank, min_confidence=0.0)
+    settings = AnswerSettings(rerank_sentences=rerank, min_confidence=0.0, off_topic_cosine=0.0)
     answer = compose("Which one?", [hit], {1: article}, model, settings, sentence_encoder=static)
     # MiniLM embedded only the best `rerank` by the static score (Gamma, its favourite, is never seen)
     assert model.calls == [sentences[:rerank]]
@@ -216,7 +216,7 @@ def test_soft_coverage_ranks_the_sentences_and_feeds_the_confidence() -> None:
         seen.append(texts)
         return np.array([0.9 if t == "Item 3 stood." else 0.2 for t in texts], dtype=np.float32)
 
-    settings = AnswerSettings(min_confidence=0.0)
+    settings = AnswerSettings(min_confidence=0.0, off_topic_cosine=0.0)
     answer = compose("Which item?", [hit], {1: article}, flat, settings, sentence_encoder=flat, soft_coverage=soft)
     assert answer.citations[0].quote == "Item 3 stood."  # without soft coverage the first sentence wins the tie
     assert answer.signals["soft"] == pytest.approx(0.9)
