@@ -386,10 +386,13 @@ def _targets(res: dict[str, Any]) -> list[str]:
         "## Targets",
         "",
         "Shipped: `config.yaml` as it is. Tuned: fusion weights and `answer.min_confidence` chosen on the "
-        "SQuAD dev split (first 8 titles) only; the test split (last 8 titles) was never looked at while "
-        "choosing.",
+        "SQuAD dev split (first 8 titles) only, for its end-to-end accuracy; the test split (last 8 titles) was "
+        "never looked at while choosing. The status reads the tuned column for the SQuAD targets and the "
+        "shipped one for the two news refusal targets, which must hold together with one setting: the shipped "
+        "refusal rule (`answer.min_confidence`, `answer.off_topic_*`) was chosen for them on the dev halves "
+        "(SQuAD dev titles asked against the news, RealTimeQA's first half of the weeks).",
         "",
-        "| figure | target | baseline | shipped | tuned | tuned vs target |",
+        "| figure | target | baseline | shipped | tuned | status |",
         "|---|---|---|---|---|---|",
     ]
     for name, target, base, path, goal, higher in specs:
@@ -412,8 +415,9 @@ def _targets(res: dict[str, Any]) -> list[str]:
          _get(news, "modes", "hybrid", "abstention", "refused"), _get(news, "tuned", "abstention", "refused"),
          0.10, False),
     ]  # fmt: skip
-    for name, target, base, shipped_v, tuned_v, goal, higher in news_rows:
-        out.append(f"| {name} | {target} | {base} | {p(shipped_v)} | {p(tuned_v)} | {_met(tuned_v, goal, higher)} |")
+    for i, (name, target, base, shipped_v, tuned_v, goal, higher) in enumerate(news_rows):
+        judged = tuned_v if i == 0 else shipped_v  # the refusal pair: the shipped rule, chosen for it on dev
+        out.append(f"| {name} | {target} | {base} | {p(shipped_v)} | {p(tuned_v)} | {_met(judged, goal, higher)} |")
     ingest = _get(news, "ingest", "seconds")
     projected = _get(news, "ingest_sample", "projected_whole_s")
     shown = "n/a" if ingest is None else f"{ingest:.0f} s"
@@ -722,7 +726,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--ingest-sample", type=int, default=300, metavar="N", help="news articles embedded afresh to measure the rate"
     )
+    ap.add_argument(
+        "--render", type=Path, metavar="JSON", help="only write --out again from a run's raw figures (no measuring)"
+    )
     args = ap.parse_args(argv)
+    if args.render:
+        args.out.write_text(render(json.loads(args.render.read_text(encoding="utf-8"))), encoding="utf-8")
+        return 0
     squad_path = args.data / "squad2-dev-half" / "dev-v2.0.json"
     rtqa_dir = args.data / "realtimeqa-2022"
     for needed in (squad_path, *(() if args.skip_news else (rtqa_dir,))):
