@@ -181,7 +181,9 @@ def compose(
     # The first catches questions asked of the wrong collection without refusing the news questions whose
     # answers the confidence, fitted on SQuAD, doubts (docs/benchmarks.md).
     off_topic = (
-        signals["passage_cosine"] < settings.off_topic_cosine and signals["lexical"] < settings.off_topic_overlap
+        settings.off_topic_cosine > 0  # 0 turns the rule off (a cosine can be negative)
+        and signals["passage_cosine"] < settings.off_topic_cosine
+        and signals["lexical"] < settings.off_topic_overlap
     )
     if off_topic or confidence < settings.min_confidence:
         closest = tuple(_cite(cands[i], n, float(score[i])) for n, i in enumerate(order[:CLOSEST], 1))

@@ -73,7 +73,8 @@ class Bm25:
                     return self._search([t[0] for t in tokens], k, max_terms)
                 except _Stale:
                     continue
-        self.fallbacks += 1
+        with self._lock:
+            self.fallbacks += 1
         if max_terms > 0 and len(terms) > max_terms:
             terms = rarest_terms(terms, self.store.doc_frequencies(terms), max_terms)
         return self.store.lexical_search(terms_query(terms), k)

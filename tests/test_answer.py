@@ -134,6 +134,7 @@ def test_off_topic_gate_refuses_only_far_passages_with_few_question_words(
         assert_traceable(answer, {1: article}, far)
         return answer
 
+    assert not ask(-0.2, off_topic_cosine=0.0).abstained  # 0 turns the rule off, even for a negative cosine
     free = ask(0.3, off_topic_cosine=0.0)  # the gate off: answered
     assert not free.abstained and free.signals["passage_cosine"] == pytest.approx(0.3)
     overlap = free.signals["lexical"]
