@@ -7,7 +7,7 @@ sentence is the sum of its pieces' vectors weighted by how rare the piece is in 
 Arora et al. 2017: a / (a + p(piece))), as model2vec builds static models from a transformer. The same
 vectors give soft coverage: each question piece matched with its closest piece of a sentence. In the latest
 `make bench` run the sentence it would quote held the answer within 0.3 points as often as with MiniLM on
-every sentence (SQuAD 2.0 test split 81.4 vs 81.7 %) and `ask` on the news took 55 instead of 82 ms (median,
+every sentence (SQuAD 2.0 test split 81.4 vs 81.7 %) and `ask` on the news took 44 instead of 73 ms (median,
 RealTimeQA questions); docs/benchmarks.md has the side-by-side table.
 """
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -316,10 +317,8 @@ def template_gold(evalset: EvalSet, min_urls: int = 3) -> set[str]:
     text under `min_urls` or more different URLs. In RealTimeQA 2022, 12 of the 206 questions have as their
     only gold article a video player's ad-feedback form (210 characters, 23 URLs); the store keeps one copy
     of a text, so no retrieval can rank their gold article for them."""
-    urls: dict[str, int] = {}
-    for _, doc in evalset.documents or ():
-        urls[doc.text] = urls.get(doc.text, 0) + 1
     texts = {key: doc.text for key, doc in evalset.documents or ()}
+    urls = Counter(texts.values())
     return {
         q.id
         for q in evalset.questions

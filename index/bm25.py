@@ -153,8 +153,7 @@ class Bm25:
             return []
         counts = self._counts(snap, tokens)
         if max_terms > 0 and len(tokens) > max_terms:
-            # As `rarest_terms`: the fewest passages first, ties in question order, then question order.
-            kept = sorted(i for _, i in sorted((c, i) for i, c in enumerate(counts) if c > 0)[:max_terms])
+            kept = rarest_terms(range(len(tokens)), counts, max_terms)
             tokens, counts = [tokens[i] for i in kept], [counts[i] for i in kept]
         postings = self._postings(snap, [t for t, c in zip(tokens, counts, strict=True) if c > 0])
         scores = np.zeros(n, dtype=np.float64)

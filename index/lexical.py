@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TypeVar
 
 MAX_TERMS = 32
+T = TypeVar("T")  # a word, or its index (index/bm25.py keeps tokens in step with it)
 
 # Words too common to say anything about which passage answers a question.
 _STOPWORDS = (
@@ -51,7 +53,7 @@ def terms_query(terms: Sequence[str]) -> str:
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
-def rarest_terms(terms: Sequence[str], doc_freqs: Sequence[int], limit: int) -> list[str]:
+def rarest_terms(terms: Sequence[T], doc_freqs: Sequence[int], limit: int) -> list[T]:
     """The `limit` terms found in the fewest passages (0 = no limit), in question order; terms that no
     passage holds are dropped (they cannot match). A long question OR-ing common words makes FTS5 score
     most of the collection; its rare words decide BM25's first ranks anyway."""

@@ -132,7 +132,6 @@ def run_news(
     out["off_collection"], out["retrieval_split"] = {}, {}
     dev_ids = {q.id for q in datasets.load_realtimeqa(rtqa_dir, "dev").questions}
     template = datasets.template_gold(news)  # gold "article" is a page template: no retrieval can find it
-    out["template_gold"] = len(template)
     latencies: list[float] = []
     try:
         sample = ingest_sample(news, settings, prep.engine.embedder, sample_articles)
@@ -407,19 +406,20 @@ def _targets(res: dict[str, Any]) -> list[str]:
         f"| AUROC of the confidence, SQuAD2 (test) | ≥ 0.70 | 0.645 (all 16) | {runner.fmt_auroc(auroc_s)} | "
         f"{runner.fmt_auroc(auroc_t)} | {_met(auroc_t, 0.70)} |"
     )
+    # The last field names the column the status reads: the refusal pair, the shipped rule chosen for it on dev.
     news_rows = [
         ("RealTimeQA article R@5", "≥ 80", "72.8 (hybrid)", _get(news, "modes", "hybrid", "retrieval", "recall@5"),
-         _get(news, "tuned", "retrieval", "recall@5"), 0.80, True),
+         _get(news, "tuned", "retrieval", "recall@5"), 0.80, True, "tuned"),
         ("off-collection refused (SQuAD2 answerable asked against the news)", "≥ 95", "",
          _get(news, "off_collection", "shipped", "refused"), _get(news, "off_collection", "tuned", "refused"),
-         0.95, True),
+         0.95, True, "shipped"),
         ("RealTimeQA questions refused against the news", "≤ 10", "",
          _get(news, "modes", "hybrid", "abstention", "refused"), _get(news, "tuned", "abstention", "refused"),
-         0.10, False),
+         0.10, False, "shipped"),
     ]  # fmt: skip
-    for i, (name, target, base, shipped_v, tuned_v, goal, higher) in enumerate(news_rows):
-        judged = tuned_v if i == 0 else shipped_v  # the refusal pair: the shipped rule, chosen for it on dev
-        out.append(f"| {name} | {target} | {base} | {p(shipped_v)} | {p(tuned_v)} | {_met(judged, goal, higher)} |")
+    for name, target, base, shipped_v, tuned_v, goal, higher, judged in news_rows:
+        status = _met(shipped_v if judged == "shipped" else tuned_v, goal, higher)
+        out.append(f"| {name} | {target} | {base} | {p(shipped_v)} | {p(tuned_v)} | {status} |")
     ingest = _get(news, "ingest", "seconds")
     projected = _get(news, "ingest_sample", "projected_whole_s")
     shown = "n/a" if ingest is None else f"{ingest:.0f} s"

@@ -82,7 +82,7 @@ def test_same_passages_and_scores_as_fts5(store: Store) -> None:
 def test_ties_at_the_cut_are_broken_by_id_as_fts5_does(tmp_path: Path) -> None:
     with Store(tmp_path / "ties.db") as store:
         for i in range(12):  # identical passages score alike: only the id can order them
-            _add(store, "Maize prices fell at the market.", f"t{i}") if i % 2 else _add(store, f"Storm {i}.", f"t{i}")
+            _add(store, "Maize prices fell at the market." if i % 2 else f"Storm {i}.", f"t{i}")
         for k in (1, 3, 6, 10):
             assert Bm25(store).search(["maize"], k, 8) == _fts(store, ["maize"], k, 8)
         assert len({s for _, s in Bm25(store).search(["maize"], 6, 8)}) == 1
@@ -113,7 +113,8 @@ def test_postings_of_another_generation_are_never_mixed_in(store: Store, monkeyp
 
     def write_first(tokens: list[str]) -> tuple[int, dict[str, tuple[np.ndarray, np.ndarray]]]:
         if not writes:  # another process adds an article between the lengths and the postings
-            writes.append(_add(Store(store.path), "Rocket launch to orbit, rocket again.", "mid"))
+            with Store(store.path) as other:
+                writes.append(_add(other, "Rocket launch to orbit, rocket again.", "mid"))
         return real(tokens)
 
     monkeypatch.setattr(store, "fts_postings", write_first)
