@@ -450,6 +450,24 @@ class Store:
                     out[row[0]] = _chunk(row)
         return out
 
+    def chunk_articles(self, ids: Iterable[int]) -> dict[int, int]:
+        """The article of each passage id (no text read: cheap for the hundreds of candidates a search
+        fuses); ids no longer stored are simply absent."""
+        wanted = sorted({int(i) for i in ids})
+        out: dict[int, int] = {}
+        with self._read() as conn:
+            for batch in _in_batches(wanted):
+                marks = ",".join("?" * len(batch))
+                out.update(conn.execute(f"SELECT id, article_id FROM chunks WHERE id IN ({marks})", batch))
+        return out
+
+    def titles(self) -> tuple[int, list[tuple[int, str]]]:
+        """(generation, every article's (id, title)), read in one transaction."""
+        with self._read() as conn:
+            gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            rows = conn.execute("SELECT id, title FROM articles ORDER BY id").fetchall()
+        return gen, [(int(i), str(t)) for i, t in rows]
+
     def article_chunks(self, article_id: int) -> list[Chunk]:
         """An article's passages in order, with their ids (e.g. to add them to the dense index)."""
         rows = self._conn().execute(

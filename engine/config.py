@@ -68,6 +68,13 @@ class IndexSettings(_Section):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     bm25_weight: float = Field(1.0, ge=0, description="RRF: weight of the lexical ranking.")
     dense_weight: float = Field(1.0, ge=0, description="RRF: weight of the dense ranking.")
+    title_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Convex fusion: weight of the question's BM25 score over the article's title (divided by "
+        "the best title's), added to each of its passages' fused score (0: titles are not searched).",
+    )
     candidates: int = Field(50, ge=1, le=1000, description="Passages taken from each ranking before fusion.")
 
 

@@ -544,7 +544,7 @@ def _round(x: float | None, nd: int = 2) -> float | None:
 def fusion_label(s: IndexSettings) -> str:
     """The hybrid fusion in a few words, e.g. "convex bm25_share=0.3" or "rrf k=60 weights 1.0/1.0"."""
     if s.fusion == "convex":
-        return f"convex bm25_share={s.bm25_share}"
+        return f"convex bm25_share={s.bm25_share}" + (f" title_share={s.title_share}" if s.title_share else "")
     return f"rrf k={s.rrf_k} weights {s.bm25_weight}/{s.dense_weight}"
 
 

@@ -22,6 +22,7 @@ from index.dense import DenseIndex
 from index.embedder import Embedder
 from index.lexical import query_terms
 from index.models import Hit
+from index.titles import TitleIndex
 
 MODES = ("hybrid", "bm25", "dense")
 FUSIONS = ("convex", "rrf")
@@ -78,6 +79,7 @@ class Retriever:
         self._dense = dense
         self._swap_lock = threading.Lock()
         self.bm25 = Bm25(store)
+        self.titles = TitleIndex(store)
 
     @property
     def dense(self) -> DenseIndex:
@@ -123,11 +125,11 @@ class Retriever:
             if qvec is None:
                 raise ValueError(f"mode {mode!r} needs the query vector")
             dense = self._dense.search(qvec, depth)
-        # One query for every candidate passage. The dense index is a cache and may still hold a passage
-        # another process just removed: such ids are dropped before ranking.
-        chunks = self.store.chunks({cid for cid, _ in bm25} | {cid for cid, _ in dense})
-        bm25 = [(cid, score) for cid, score in bm25 if cid in chunks]
-        dense = [(cid, score) for cid, score in dense if cid in chunks]
+        # The article of every candidate passage, in one query that reads no text. The dense index is a
+        # cache and may still hold a passage another process just removed: such ids are dropped here.
+        article_of = self.store.chunk_articles({cid for cid, _ in bm25} | {cid for cid, _ in dense})
+        bm25 = [(cid, score) for cid, score in bm25 if cid in article_of]
+        dense = [(cid, score) for cid, score in dense if cid in article_of]
         if mode == "bm25":
             ranked = bm25
         elif mode == "dense":
@@ -136,14 +138,24 @@ class Retriever:
             ranked = bm25 or dense
         elif s.fusion == "convex":
             ranked = convex_fuse(bm25, dense, bm25_share=s.bm25_share)
+            if s.title_share > 0:
+                titles = self.titles.scores(question)
+                ranked = sorted(
+                    ((cid, score + s.title_share * titles.get(article_of[cid], 0.0)) for cid, score in ranked),
+                    key=lambda kv: (-kv[1], kv[0]),
+                )
         else:
             ranked = rrf_fuse(
                 bm25, dense, rrf_k=s.rrf_k, bm25_weight=s.bm25_weight, dense_weight=s.dense_weight
             )
+        # Text only for the passages returned; one removed since the query above is left out.
+        chunks = self.store.chunks(cid for cid, _ in ranked[:k])
         bm25_at = {cid: (rank, score) for rank, (cid, score) in enumerate(bm25, start=1)}
         dense_at = {cid: (rank, score) for rank, (cid, score) in enumerate(dense, start=1)}
         hits: list[Hit] = []
         for cid, score in ranked[:k]:
+            if cid not in chunks:
+                continue
             b, d = bm25_at.get(cid), dense_at.get(cid)
             hits.append(
                 Hit(

@@ -24,6 +24,7 @@ from index.dense import DenseIndex, DenseIndexError
 from index.embedder import Embedder
 from index.lexical import query_terms, rarest_terms, terms_query
 from index.retriever import Retriever, convex_fuse, rrf_fuse
+from index.titles import TitleIndex
 
 MODEL = "packaged:all-MiniLM-L6-v2"
 
@@ -325,10 +326,15 @@ def test_retriever_finds_the_passage(
         assert top.dense_rank == 1 and top.bm25_rank is None and top.score == top.dense_score
     else:
         assert top.bm25_rank is not None and top.dense_rank is not None
-        # The default convex fusion: 0.4 * BM25 / (the question's best BM25) + 0.6 * cosine.
+        # The default convex fusion: 0.4 * BM25 / (the question's best BM25) + 0.6 * cosine (titles are off).
         best_bm25 = _retriever(corpus, embedder).search(question, 1, mode="bm25")[0].bm25_score
         assert top.bm25_score is not None and top.dense_score is not None and best_bm25
         assert top.score == pytest.approx(0.4 * top.bm25_score / best_bm25 + 0.6 * top.dense_score)
+        # With titles on, an article named by the question ("Volcano") gets share x its title's score (1).
+        titled = _retriever(corpus, embedder, title_share=0.15).search(question, 1)[0]
+        title = TitleIndex(corpus[0]).scores(question).get(titled.chunk.article_id, 0.0)
+        assert title == (1.0 if "volcano" in question else 0.0)
+        assert titled.score == pytest.approx(top.score + 0.15 * title)
         rrf_top = _retriever(corpus, embedder, fusion="rrf").search(question, 3)[0]
         assert rrf_top.bm25_rank is not None and rrf_top.dense_rank is not None
         assert rrf_top.score == pytest.approx(1 / (60 + rrf_top.bm25_rank) + 1 / (60 + rrf_top.dense_rank))
@@ -469,3 +475,76 @@ def test_bm25_searches_only_the_rarest_words(
     assert [(h.chunk.id, h.score) for h in hits] == store.lexical_search(terms_query(kept), 3)
     every = _retriever(corpus, embedder, bm25_max_terms=0).search(question, 3, mode="bm25")
     assert [(h.chunk.id, h.score) for h in every] == store.lexical_search(terms_query(terms), 3)  # 0: every word
+
+
+def test_title_index_scores_articles_whose_title_holds_question_words(tmp_path: Path) -> None:
+    store = Store(tmp_path / "articles.db")
+    try:
+        titles = TitleIndex(store)
+        assert titles.scores("Who won the Colombian election?") == {}  # an empty store
+        ids = {}
+        for title in (
+            "Colombia election results: Petro wins",
+            "Colombia elections: a run-off in June",
+            "Maize prices fall in Kenya",
+        ):
+            doc = Document(text=f"{title}. Body text.", title=title, source="t")
+            ids[title] = store.add_article(doc, title, "t", [], np.zeros((0, 4), dtype=np.float32)).id
+        got = titles.scores("What were the election results in Colombia?")
+        # Stems match ("elections"), stop words do not count; the best title scores 1, the others less.
+        assert set(got) == {ids["Colombia election results: Petro wins"], ids["Colombia elections: a run-off in June"]}
+        assert got[ids["Colombia election results: Petro wins"]] == 1.0
+        assert 0 < got[ids["Colombia elections: a run-off in June"]] < 1
+        assert titles.scores("What is the weather like?") == {}
+        # Another connection's write is seen at the next question (the store's generation moved).
+        other = Store(tmp_path / "articles.db")
+        try:
+            other.remove_article(ids["Colombia election results: Petro wins"])
+        finally:
+            other.close()
+        assert titles.scores("What were the election results in Colombia?") == {
+            ids["Colombia elections: a run-off in June"]: 1.0
+        }
+    finally:
+        store.close()
+
+
+def test_title_share_lifts_the_article_its_title_names(tmp_path: Path, embedder: Embedder) -> None:
+    store = Store(tmp_path / "articles.db")
+    dense = DenseIndex(embedder.dim)
+    texts = {  # one story twice; only the first headline names the country the question asks about
+        "Colombia election results: Petro wins the presidency": (
+            "Gustavo Petro won the presidential run-off on Sunday with 50.4 % of the vote."
+        ),
+        "Latin America's week in review": (
+            "In Colombia, Gustavo Petro won the presidential run-off on Sunday, officials said."
+        ),
+    }
+    try:
+        for title, text in texts.items():
+            chunks = chunk_text(0, text, chunk_words=50, overlap_sentences=0)
+            vecs = embedder.encode([c.text for c in chunks])
+            art = store.add_article(Document(text=text, title=title, source="t"), title, "t", chunks, vecs)
+            dense.add(np.array([c.id for c in store.article_chunks(art.id)]), vecs)
+        question = "Who won the presidential run-off in Colombia?"
+
+        def ranked(share: float) -> list[tuple[str, float]]:
+            hits = Retriever(store, embedder, dense, IndexSettings(title_share=share)).search(question, 2)
+            return [(store.get(h.chunk.article_id).title, h.score) for h in hits]  # type: ignore[union-attr]
+
+        plain, lifted, strong = ranked(0.0), ranked(0.15), ranked(0.3)
+        assert plain[0][0] == "Latin America's week in review"  # its passage holds "Colombia"
+        # The share times the title's score (1: the only title holding a question word) is added to each
+        # passage of that article, nothing to the others.
+        before, after = dict(plain), dict(lifted)
+        assert after["Colombia election results: Petro wins the presidency"] == pytest.approx(
+            before["Colombia election results: Petro wins the presidency"] + 0.15
+        )
+        assert after["Latin America's week in review"] == before["Latin America's week in review"]
+        assert strong[0][0] == "Colombia election results: Petro wins the presidency"
+        rrf = Retriever(store, embedder, dense, IndexSettings(fusion="rrf", title_share=0.3)).search(question, 2)
+        bm25_rank, dense_rank = rrf[0].bm25_rank, rrf[0].dense_rank
+        assert bm25_rank is not None and dense_rank is not None
+        assert rrf[0].score == pytest.approx(1 / (60 + bm25_rank) + 1 / (60 + dense_rank))  # titles: convex only
+    finally:
+        store.close()
