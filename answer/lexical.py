@@ -168,3 +168,20 @@ def coverage(terms: Sequence[str], weights: dict[str, float], sentence: set[str]
     if total <= 0:
         return 0.0
     return sum(weights[t] for t in terms if t in sentence) / total
+
+
+# A question that asks about what did not happen ("Which country was not hit by the embargo?") is answered
+# only by a sentence that says so; one stating what did happen, on the same subject, is the likeliest wrong
+# quote. The sentence may say it with a negative verb instead ("declined to sign" for "did not sign").
+_NOT = r"not|never|no\b(?!\.)|none|nor|neither|nothing|nobody|nowhere|without|cannot"
+_QUESTION_NEGATION = re.compile(rf"\b(?:{_NOT})\b|n['\u2019]t\b", re.IGNORECASE)
+_SENTENCE_NEGATION = re.compile(
+    rf"\b(?:{_NOT}|declin\w*|refus\w*|fail\w*|reject\w*|unable|lack\w*|den(?:y|ies|ied|ial)|absen\w*)\b"
+    r"|n['\u2019]t\b",
+    re.IGNORECASE,
+)
+
+
+def negation_missing(question: str, sentence: str) -> bool:
+    """The question asks with a negation ("not", "never", "without", "n't") and the sentence holds none."""
+    return _QUESTION_NEGATION.search(question) is not None and _SENTENCE_NEGATION.search(sentence) is None

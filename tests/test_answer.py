@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from answer import composer
+from answer import composer, lexical
 from answer.composer import compose, verify_citations
 from answer.models import Answer, Citation
 from corpus.models import Article
@@ -461,3 +461,44 @@ def test_a_closer_collection_raises_the_confidence(sample: tuple[Article, list[H
     assert far.citations[0].quote == near.citations[0].quote  # the same sentence is chosen
     assert near.confidence > far.confidence
     assert composer.CONFIDENCE_WEIGHTS["passage_cosine"] > 0
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "missing"),
+    [
+        ("Which country was not badly hit by the embargo?", "The embargo hit the Netherlands hard.", True),
+        ("Which country was not badly hit by the embargo?", "The UK was not badly hit.", False),
+        ("Who didn't sign the treaty?", "Brazil declined to sign it.", False),  # a negative verb says it
+        ("What isn\u2019t allowed on board?", "Dogs are allowed on board.", True),  # a typographic apostrophe
+        ("How many households had no insurance?", "About 5 million lacked insurance.", False),
+        ("What is an engine without pistons?", "The Wankel engine has a rotor.", True),
+        ("Who was the No. 1 seed?", "Nadal was seeded first.", False),  # "No." abbreviates "number"
+        ("Which measures did lawmakers leave out?", "They left out the age limit.", False),  # no negation asked
+    ],
+)
+def test_negation_missing(question: str, sentence: str, missing: bool) -> None:
+    assert lexical.negation_missing(question, sentence) is missing
+
+
+def test_a_negated_question_answered_by_a_sentence_without_the_negation_is_refused(embedder: Any) -> None:
+    question = "Which country was not badly hit by the oil embargo?"
+    lines = "Oil embargo\nThe oil embargo badly hit the United States and the Netherlands.\n"
+
+    def ask(text: str) -> Answer:
+        article = make_article(1, text)
+        hits = as_hits(paragraph_chunks(article, first_id=10))
+        answer = compose(question, hits, {1: article}, embedder, AnswerSettings(off_topic_cosine=0.0))
+        assert_traceable(answer, {1: article}, hits)
+        return answer
+
+    says_it = ask(lines + "The United Kingdom was not badly hit by the oil embargo.")
+    assert not says_it.abstained and "United Kingdom" in says_it.citations[0].quote
+    assert says_it.signals["negation_missing"] == 0.0
+    other = ask(lines + "Oil prices rose across Europe that winter.")
+    assert other.signals["negation_missing"] == 1.0 and "Netherlands" in other.closest[0].quote
+    assert other.abstained and other.confidence < AnswerSettings().min_confidence
+    # What lowered it is the missing negation: the same signals without it give a confidence above the bar.
+    z = composer.C_BIAS + sum(
+        w * other.signals[k] for k, w in composer.CONFIDENCE_WEIGHTS.items() if k != "negation_missing"
+    )
+    assert 1 / (1 + math.exp(-z)) >= AnswerSettings().min_confidence
