@@ -2,11 +2,12 @@
 
 A question's words often match many passages of several articles on one story (other outlets, other weeks);
 the headline is the article's own summary of what it is about, and a question that repeats it points at that
-article (RealTimeQA dev weeks: article R@5 67.0 -> 77.7 with the title's score added to the fused passage
-score, docs/benchmarks.md). Passages carry no title in the FTS index (quotes and BM25 read the passage alone),
-so the titles are scored here, in memory: one short row per article, rebuilt when the store's generation moves
-(every write, in any process, bumps it). Words are matched as the answer step matches them (light stems, no
-stop words: answer.lexical), with FTS5's BM25 constants.
+article (RealTimeQA dev weeks: article R@5 67.0 -> 77.7 with 0.15 x the title's score added to the fused
+passage score and 200 candidates; off by default, as it moves the refusal trade-off: docs/benchmarks.md).
+Passages carry no title in the FTS index (quotes and BM25 read the passage alone), so the titles are scored
+here, in memory: one short row per article, rebuilt when the store's generation moves (every write, in any
+process, bumps it). Words are matched as the answer step matches them (light stems, no stop words:
+answer.lexical), with FTS5's BM25 constants.
 """
 
 from __future__ import annotations
