@@ -53,7 +53,8 @@ SOFT_CANDIDATES = 12
 # shipped settings. Dev AUROC 0.834 (0.810 without the negation signal). SQuAD 2.0's unanswerable questions
 # were often written by adding a negation to an answerable one (Rajpurkar et al. 2018 name it among their
 # kinds): there the signal is strong (133 dev questions have it, 132 of them unanswerable), which the weight
-# reflects; elsewhere it fires rarely (1 of the 206 RealTimeQA questions). The refusal thresholds
+# reflects; elsewhere it fires rarely (6 of the 206 RealTimeQA questions ask with a negation, and 1 of
+# their quotes lacks one). The refusal thresholds
 # (min_confidence, off_topic_*) were chosen on the dev halves after it: docs/benchmarks.md.
 C_BIAS = -6.9
 CONFIDENCE_WEIGHTS = {
@@ -170,7 +171,7 @@ def compose(
         # MiniLM embeds the best (the confidence needs its cosine on MiniLM's scale), or the best few: the
         # two cosines averaged put the right sentence first more often than either alone (SQuAD dev split:
         # 78.2 % with the two best re-ranked, 77.1 % static alone, 76.6 % MiniLM alone on all five), at
-        # ~9 ms more per question on the news, which the 40 ms median target has no room for.
+        # ~11 ms more per question on the news (docs/benchmarks.md), which the 40 ms median target has no room for.
         top = order[: settings.rerank_sentences]
         found = embedder.encode([cands[i].text for i in top]) @ qvec.astype(np.float32)
         model_cosine = {i: float(c) for i, c in zip(top, found, strict=True)}

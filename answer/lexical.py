@@ -173,8 +173,9 @@ def coverage(terms: Sequence[str], weights: dict[str, float], sentence: set[str]
 # A question that asks about what did not happen ("Which country was not hit by the embargo?") is answered
 # only by a sentence that says so; one stating what did happen, on the same subject, is the likeliest wrong
 # quote. The sentence may say it with a negative verb instead ("declined to sign" for "did not sign").
-_NOT = r"not|never|no\b(?!\.)|none|nor|neither|nothing|nobody|nowhere|without|cannot"
-_QUESTION_NEGATION = re.compile(rf"\b(?:{_NOT})\b|n['\u2019]t\b", re.IGNORECASE)
+# "No. 1" (a number), "no-hitter", "not-for-profit", "not only" and "whether or not" deny nothing.
+_NOT = r"not(?!-)(?!\s+only\b)|never|no(?![.-]\s*\d)(?!-)|none|nor|neither|nothing|nobody|nowhere|without|cannot"
+_QUESTION_NEGATION = re.compile(rf"(?<!\bor )\b(?:{_NOT})\b|n['\u2019]t\b", re.IGNORECASE)
 _SENTENCE_NEGATION = re.compile(
     rf"\b(?:{_NOT}|declin\w*|refus\w*|fail\w*|reject\w*|unable|lack\w*|den(?:y|ies|ied|ial)|absen\w*)\b"
     r"|n['\u2019]t\b",

@@ -72,8 +72,9 @@ class IndexSettings(_Section):
         0.0,
         ge=0,
         le=1,
-        description="Convex fusion: weight of the question's BM25 score over the article's title (divided by "
-        "the best title's), added to each of its passages' fused score (0: titles are not searched).",
+        description="Convex fusion of both lists: weight of the question's BM25 score over the article's title "
+        "(divided by the best title's), added to each of its passages' fused score (0: titles are not searched; "
+        "RRF, or a fusion with one list off or empty, ignores it).",
     )
     candidates: int = Field(50, ge=1, le=1000, description="Passages taken from each ranking before fusion.")
 

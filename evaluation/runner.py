@@ -633,8 +633,14 @@ def off_collection(
 
 
 def off_collection_report(
-    evalset: EvalSet, collection: EvalSet, prep: Prepared, outcomes: Sequence[Outcome], mode: str | None
+    evalset: EvalSet,
+    collection: EvalSet,
+    prep: Prepared,
+    outcomes: Sequence[Outcome],
+    mode: str | None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
+    """The share refused, with the settings the questions were asked with (default: the prepared engine's)."""
     latencies = [o.latency_ms for o in outcomes if o.error is None]
     return {
         "questions_from": evalset.name,
@@ -643,7 +649,7 @@ def off_collection_report(
         "passages": prep.ingest.passages,
         "questions": len(outcomes),
         "refused": _pct(metrics.mean([float(o.abstained) for o in outcomes])),
-        "settings": settings_summary(prep.engine.settings, mode),
+        "settings": settings_summary(settings or prep.engine.settings, mode),
         "cost": {
             "ask_ms_median": _round(metrics.percentile(latencies, 50)),
             "ask_ms_p95": _round(metrics.percentile(latencies, 95)),

@@ -148,14 +148,19 @@ class Retriever:
             ranked = rrf_fuse(
                 bm25, dense, rrf_k=s.rrf_k, bm25_weight=s.bm25_weight, dense_weight=s.dense_weight
             )
-        # Text only for the passages returned; one removed since the query above is left out.
+        # Text only for the passages returned. One removed by another process since the query above is
+        # left out, and the next candidates take its place.
         chunks = self.store.chunks(cid for cid, _ in ranked[:k])
+        end = k
+        while len(chunks) < min(k, len(ranked)) and end < len(ranked):
+            more = self.store.chunks(cid for cid, _ in ranked[end : end + k])
+            chunks.update(more)
+            end += k
+        kept = [(cid, score) for cid, score in ranked[:end] if cid in chunks][:k]
         bm25_at = {cid: (rank, score) for rank, (cid, score) in enumerate(bm25, start=1)}
         dense_at = {cid: (rank, score) for rank, (cid, score) in enumerate(dense, start=1)}
         hits: list[Hit] = []
-        for cid, score in ranked[:k]:
-            if cid not in chunks:
-                continue
+        for cid, score in kept:
             b, d = bm25_at.get(cid), dense_at.get(cid)
             hits.append(
                 Hit(

@@ -69,7 +69,7 @@ class TitleIndex:
             return cached
         with self._lock:  # one thread rebuilds; the others wait for it instead of each building one
             cached = self._titles
-            if cached is not None and cached.generation == generation:
+            if cached is not None and cached.generation >= generation:  # that one, or a newer one
                 return cached
             self._titles = built = _build(*self.store.titles())
             return built

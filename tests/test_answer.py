@@ -474,6 +474,11 @@ def test_a_closer_collection_raises_the_confidence(sample: tuple[Article, list[H
         ("What is an engine without pistons?", "The Wankel engine has a rotor.", True),
         ("Who was the No. 1 seed?", "Nadal was seeded first.", False),  # "No." abbreviates "number"
         ("Which measures did lawmakers leave out?", "They left out the age limit.", False),  # no negation asked
+        ("Who threw a no-hitter on Sunday?", "Cease threw the first one.", False),  # "no-", "not-" compounds
+        ("Did it rain, and whether or not it hailed?", "It rained.", False),  # "or not" asks both ways
+        ("Not only who signed the treaty?", "Brazil signed it.", False),
+        ("Which country was not hit?", "Not only Spain was hit.", True),  # "not only" is no negation
+        ("Who never answered?", 'The minister said no.', False),  # a "no." ending a sentence still counts
     ],
 )
 def test_negation_missing(question: str, sentence: str, missing: bool) -> None:

@@ -477,6 +477,22 @@ def test_bm25_searches_only_the_rarest_words(
     assert [(h.chunk.id, h.score) for h in every] == store.lexical_search(terms_query(terms), 3)  # 0: every word
 
 
+def test_a_passage_removed_between_the_two_reads_is_replaced_by_the_next(
+    corpus: tuple[Store, DenseIndex], embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = corpus
+    r = _retriever(corpus, embedder)
+    q = "Which rocket carried the weather satellite?"
+    full = r.search(q, 3)
+    gone = full[0].chunk.id
+    real = store.chunks
+    # Another process removes the best passage after its article was read and before its text is.
+    monkeypatch.setattr(store, "chunks", lambda ids: {i: c for i, c in real(ids).items() if i != gone})
+    hits = r.search(q, 3)
+    assert [h.chunk.id for h in hits] == [h.chunk.id for h in r.search(q, 4) if h.chunk.id != gone][:3]
+    assert len(hits) == 3 and gone not in {h.chunk.id for h in hits}
+
+
 def test_title_index_scores_articles_whose_title_holds_question_words(tmp_path: Path) -> None:
     store = Store(tmp_path / "articles.db")
     try:
