@@ -171,7 +171,7 @@ def compose(
         # MiniLM embeds the best (the confidence needs its cosine on MiniLM's scale), or the best few: the
         # two cosines averaged put the right sentence first more often than either alone (SQuAD dev split:
         # 78.2 % with the two best re-ranked, 77.1 % static alone, 76.6 % MiniLM alone on all five), at
-        # ~11 ms more per question on the news (docs/benchmarks.md), which the 40 ms median target has no room for.
+        # 6 to 11 ms more per question on the news (docs/benchmarks.md), which the 40 ms median target has no room for.
         top = order[: settings.rerank_sentences]
         found = embedder.encode([cands[i].text for i in top]) @ qvec.astype(np.float32)
         model_cosine = {i: float(c) for i, c in zip(top, found, strict=True)}
