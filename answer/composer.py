@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from answer.facts import Fact, expected_fact, find_fact
-from answer.lexical import all_stems, coverage, idf, negation_missing, question_terms
+from answer.lexical import all_stems, asks_with_negation, coverage, holds_negation, idf, question_terms
 from answer.models import Answer, Citation
 from answer.sentences import quote_spans
 from corpus.models import Article
@@ -137,7 +137,8 @@ def compose(
     facts = [find_fact(expect, c.text, question) if expect else None for c in cands]
     fact_quality = np.array([f.quality if f else 0.0 for f in facts])
     rank = np.array([RANK_DECAY**c.rank for c in cands])
-    negation = np.array([negation_missing(question, c.text) for c in cands], dtype=float)
+    asks_negation = asks_with_negation(question)  # lexical.negation_missing, the question checked once
+    negation = np.array([asks_negation and not holds_negation(c.text) for c in cands], dtype=float)
     cheap = W_LEXICAL * lexical + W_RANK * rank + W_FACT * fact_quality - W_NEGATION * negation
     soft = lexical  # what the confidence reads without soft coverage
 

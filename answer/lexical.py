@@ -183,6 +183,16 @@ _SENTENCE_NEGATION = re.compile(
 )
 
 
+def asks_with_negation(question: str) -> bool:
+    """The question holds "not", "never", "without", "n't" or the like."""
+    return _QUESTION_NEGATION.search(question) is not None
+
+
+def holds_negation(sentence: str) -> bool:
+    """The sentence says something did not happen: a negation word or a negative verb ("declined")."""
+    return _SENTENCE_NEGATION.search(sentence) is not None
+
+
 def negation_missing(question: str, sentence: str) -> bool:
-    """The question asks with a negation ("not", "never", "without", "n't") and the sentence holds none."""
-    return _QUESTION_NEGATION.search(question) is not None and _SENTENCE_NEGATION.search(sentence) is None
+    """The question asks with a negation and the sentence holds none."""
+    return asks_with_negation(question) and not holds_negation(sentence)

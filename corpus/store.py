@@ -186,6 +186,11 @@ def storage_error(path: Path, exc: sqlite3.Error, *, writing: bool = True) -> Us
     return None
 
 
+def _generation(conn: sqlite3.Connection) -> int:
+    """The store's write counter, read on the caller's connection (inside its transaction)."""
+    return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+
 def _in_batches(ids: list[int], size: int = 500) -> Iterator[list[int]]:
     """Split id lists so `IN (?, ...)` stays under SQLite's variable limit."""
     for i in range(0, len(ids), size):
@@ -464,7 +469,7 @@ class Store:
     def titles(self) -> tuple[int, list[tuple[int, str]]]:
         """(generation, every article's (id, title)), read in one transaction."""
         with self._read() as conn:
-            gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            gen = _generation(conn)
             rows = conn.execute("SELECT id, title FROM articles ORDER BY id").fetchall()
         return gen, [(int(i), str(t)) for i, t in rows]
 
@@ -495,7 +500,7 @@ class Store:
         holds exactly these passages; diff against it, then fetch only the missing rows with `vectors`.
         """
         with self._read() as conn:
-            gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            gen = _generation(conn)
             rows = conn.execute("SELECT id FROM chunks ORDER BY id").fetchall()
         return gen, np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
@@ -584,7 +589,7 @@ class Store:
         wanted = sorted(set(tokens))
         self._vocab()
         with self._read() as conn:
-            gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            gen = _generation(conn)
             count = dict.fromkeys(wanted, 0)
             for i in range(0, len(wanted), 500):
                 part = wanted[i : i + 500]
@@ -601,7 +606,7 @@ class Store:
         self._vocab()
         out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         with self._read() as conn:
-            gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            gen = _generation(conn)
             for token in wanted:
                 rows = conn.execute(
                     "SELECT doc, count(*) FROM temp.passage_instances WHERE term = ? GROUP BY doc ORDER BY doc",
@@ -616,7 +621,7 @@ class Store:
         """(generation, chunk ids ascending, each passage's length in FTS tokens), in one transaction:
         what FTS5's bm25() reads for the length normalisation."""
         with self._read() as conn:
-            gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            gen = _generation(conn)
             rows = conn.execute("SELECT id, sz FROM chunks_fts_docsize ORDER BY id").fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         lengths = np.fromiter((_varint(r[1]) for r in rows), dtype=np.int64, count=len(rows))
@@ -692,8 +697,7 @@ class Store:
 
     def generation(self) -> int:
         """A counter bumped by every article or passage write, in any process."""
-        row = self._conn().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        return int(row[0])
+        return _generation(self._conn())
 
     def get_meta(self) -> dict[str, str]:
         return {k: v for k, v in self._conn().execute("SELECT key, value FROM meta")}

@@ -149,13 +149,7 @@ def run_news(
             _log(f"RealTimeQA: {len(questions)} questions, mode {mode}")
             rankings = runner.rank_all(prep, questions, mode=mode)
             out["retrieval"][mode] = runner.ranking_report(rankings)
-            out["retrieval_split"][mode] = {  # dev: the first half of the weeks, test: the rest
-                split: runner.ranking_report([r for r in rankings if (r.question.id in dev_ids) == (split == "dev")])
-                for split in ("dev", "test")
-            }
-            out["retrieval_split"][mode]["own_text"] = runner.ranking_report(
-                [r for r in rankings if r.question.id not in template]
-            )
+            out["retrieval_split"][mode] = _news_splits(rankings, dev_ids, template)
             outs = runner.ask_all(prep, questions, mode=mode, log=_log)
             out["modes"][mode] = runner.report(news, prep, outs, settings, mode)
             if mode == settings.index.mode:
@@ -202,6 +196,16 @@ def run_news(
     return out
 
 
+def _news_splits(rankings: Sequence[runner.Ranking], dev_ids: set[str], template: set[str]) -> dict[str, Any]:
+    """RealTimeQA recall on the dev weeks (the first half), the test weeks, and the questions whose gold is
+    an article rather than a page template."""
+    return {
+        "dev": runner.ranking_report([r for r in rankings if r.question.id in dev_ids]),
+        "test": runner.ranking_report([r for r in rankings if r.question.id not in dev_ids]),
+        "own_text": runner.ranking_report([r for r in rankings if r.question.id not in template]),
+    }
+
+
 def _news_titles(
     prep: runner.Prepared,
     news: datasets.EvalSet,
@@ -219,9 +223,7 @@ def _news_titles(
         _log(f"RealTimeQA: {len(questions)} questions, hybrid with article titles")
         rankings = runner.rank_all(prep, questions, engine=engine, mode="hybrid")
         out: dict[str, Any] = {"retrieval": runner.ranking_report(rankings)}
-        for split in ("dev", "test"):
-            out[split] = runner.ranking_report([r for r in rankings if (r.question.id in dev_ids) == (split == "dev")])
-        out["own_text"] = runner.ranking_report([r for r in rankings if r.question.id not in template])
+        out.update(_news_splits(rankings, dev_ids, template))
         outs = runner.ask_all(prep, questions, engine=engine, log=_log)
         out["answers"] = runner.report(news, prep, outs, titled, None)
         _log(f"off-collection: {len(squad_answerable)} SQuAD questions against the news (article titles)")
