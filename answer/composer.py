@@ -20,7 +20,7 @@ import numpy as np
 from answer.facts import Fact, expected_fact, find_fact
 from answer.lexical import all_stems, asks_with_negation, coverage, holds_negation, idf, question_terms
 from answer.models import Answer, Citation
-from answer.sentences import quote_spans
+from answer.sentences import is_question, quote_spans
 from corpus.models import Article
 from engine.config import AnswerSettings
 from index.models import Hit
@@ -253,7 +253,9 @@ def verify_citations(answer: Answer, articles: Mapping[int, Article], hits: Sequ
 
 
 def _candidates(hits: Sequence[Hit], articles: Mapping[int, Article]) -> list[_Sentence]:
-    """The sentences of the hits' passages, each once (overlapping passages repeat sentences)."""
+    """The sentences of the hits' passages, each once (overlapping passages repeat sentences), but not
+    their questions: a question asserts nothing, and a page that asks the user's question (a quiz, an
+    FAQ's heading) would otherwise be quoted as its own answer."""
     out: list[_Sentence] = []
     seen: set[tuple[int, int, int]] = set()
     for rank, hit in enumerate(hits):
@@ -267,7 +269,7 @@ def _candidates(hits: Sequence[Hit], articles: Mapping[int, Article]) -> list[_S
             continue
         for s, e in quote_spans(chunk.text):
             key = (article.id, chunk.start + s, chunk.start + e)
-            if key in seen or not any(ch.isalnum() for ch in chunk.text[s:e]):
+            if key in seen or not any(ch.isalnum() for ch in chunk.text[s:e]) or is_question(chunk.text[s:e]):
                 continue
             seen.add(key)
             out.append(_Sentence(hit, rank, article, key[1], key[2]))

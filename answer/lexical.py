@@ -29,7 +29,7 @@ STOPWORDS = word_set(
     such than that the their theirs them themselves then there these they this those though through thus to
     too under until up upon us very was we were what whatever when whenever where whereas wherever whether
     which while who whoever whom whose why will with within without would yet you your yours yourself
-    yourselves s t don doesn didn isn aren wasn weren won wouldn shouldn couldn ll re ve d m
+    yourselves s t don doesn didn isn aren wasn weren wouldn shouldn couldn ll re ve d m
     according reportedly said say says tell told give given get got make made know known happen happened
     one ones last next first kind type sort way ways thing things lot lots really actually exactly
     take takes took taken taking

@@ -10,6 +10,12 @@ from __future__ import annotations
 from index.chunking import split_sentences
 
 MAX_QUOTE_CHARS = 600
+_CLOSERS = "\"'\u201d\u2019)]* "
+
+
+def is_question(sentence: str) -> bool:
+    """The sentence asks rather than tells: it ends with a question mark (before closing quotes)."""
+    return sentence.rstrip(_CLOSERS).endswith("?")
 
 
 def quote_spans(text: str, max_chars: int = MAX_QUOTE_CHARS) -> list[tuple[int, int]]:

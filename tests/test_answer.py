@@ -507,3 +507,39 @@ def test_a_negated_question_answered_by_a_sentence_without_the_negation_is_refus
         w * other.signals[k] for k, w in composer.CONFIDENCE_WEIGHTS.items() if k != "negation_missing"
     )
     assert 1 / (1 + math.exp(-z)) >= AnswerSettings().min_confidence
+
+
+def test_a_page_that_asks_the_question_is_not_quoted_as_its_answer(embedder: Any) -> None:
+    # A quiz page in the collection holds the user's question word for word; the news story holds the answer.
+    question = "Which major US retailer announced this week it is slashing prices on clothing?"
+    quiz = make_article(1, "News quiz\nWhich major US retailer announced this week it is slashing prices on clothing?")
+    story = make_article(2, "Retail\nTarget said on Tuesday that it is cutting prices on clothing and home goods.")
+    articles = {1: quiz, 2: story}
+    hits = as_hits(paragraph_chunks(quiz, first_id=10) + paragraph_chunks(story, first_id=20))
+    answer = compose(question, hits, articles, embedder, AnswerSettings(min_confidence=0.0, off_topic_cosine=0.0))
+    assert_traceable(answer, articles, hits)
+    assert not answer.abstained
+    assert all("?" not in c.quote for c in answer.citations)
+    assert answer.citations[0].article_id == 2 and "Target" in answer.citations[0].quote
+    # The quiz's line would have won on every signal: it is the question itself.
+    assert composer.is_question(quiz.text.splitlines()[1])
+
+
+@pytest.mark.parametrize(
+    ("sentence", "asks"),
+    [
+        ("Which show was renewed?", True),
+        ('He asked, "Who pays for it?"', True),
+        ("Prices rose 5%.", False),
+        ("Did it work? (It did.)", False),
+        ("Who won? Nobody knows", False),
+    ],
+)
+def test_is_question(sentence: str, asks: bool) -> None:
+    assert composer.is_question(sentence) is asks
+
+
+def test_won_is_a_content_word_that_meets_its_other_forms() -> None:
+    # "won" once sat among the stop words (a tokenizer's piece of "won't"); this tokenizer keeps "won't" whole.
+    assert lexical.content_stems("Who won the election?") == ["win", "elect"]
+    assert lexical.stem("winner") in lexical.all_stems("Petro won on Sunday.")
