@@ -102,17 +102,17 @@ class AnswerSettings(_Section):
         "fact type (0: all of them). Fewer is faster; see docs/benchmarks.md for the cost.",
     )
     min_confidence: float = Field(
-        0.16, ge=0, le=1, description="Below this confidence the bot says it could not find the answer."
+        0.15, ge=0, le=1, description="Below this confidence the bot says it could not find the answer."
     )
     off_topic_cosine: float = Field(
-        0.54,
+        0.56,
         ge=0,
         le=1,
         description="The question is off the collection's topics, and refused, when the best passage's cosine is "
         "below this and the quoted sentence holds less than off_topic_overlap of its words (0: never).",
     )
     off_topic_overlap: float = Field(
-        0.5, ge=0, le=1, description="See off_topic_cosine: IDF-weighted share of the question's words."
+        0.45, ge=0, le=1, description="See off_topic_cosine: IDF-weighted share of the question's words."
     )
     max_question_chars: int = Field(1000, ge=1, description="Longest question accepted.")
 
