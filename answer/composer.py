@@ -190,16 +190,20 @@ def compose(
         "passage_cosine": float(max(passage_cosines, default=best_cosine)),
         "soft": float(soft[best]),
         "negation_missing": float(negation[best]),
+        # how many of the question's content words the sentence holds, each weighted by its IDF over the
+        # question's mean: the share alone called one word of a one-word question "all of it"
+        "words_held": float(lexical[best]) * len(terms),
     }
     confidence = _confidence(signals)
     # Two questions to refuse: is the collection about this at all (no passage close in meaning, and the best
-    # sentence holds few of the question's words), and does the best sentence answer it (the confidence)?
+    # sentence holds fewer than two of the question's words), and does the best sentence answer it (the
+    # confidence)?
     # The first catches questions asked of the wrong collection without refusing the news questions whose
     # answers the confidence, fitted on SQuAD, doubts (docs/benchmarks.md).
     off_topic = (
         settings.off_topic_cosine > 0  # 0 turns the rule off (a cosine can be negative)
         and signals["passage_cosine"] < settings.off_topic_cosine
-        and signals["lexical"] < settings.off_topic_overlap
+        and signals["words_held"] < settings.off_topic_words
     )
     if off_topic or confidence < settings.min_confidence:
         closest = tuple(_cite(cands[i], n, float(score[i])) for n, i in enumerate(order[:CLOSEST], 1))

@@ -105,14 +105,17 @@ class AnswerSettings(_Section):
         0.15, ge=0, le=1, description="Below this confidence the bot says it could not find the answer."
     )
     off_topic_cosine: float = Field(
-        0.56,
+        0.6,
         ge=0,
         le=1,
         description="The question is off the collection's topics, and refused, when the best passage's cosine is "
-        "below this and the quoted sentence holds less than off_topic_overlap of its words (0: never).",
+        "below this and the quoted sentence holds fewer than off_topic_words of its words (0: never).",
     )
-    off_topic_overlap: float = Field(
-        0.45, ge=0, le=1, description="See off_topic_cosine: IDF-weighted share of the question's words."
+    off_topic_words: float = Field(
+        2.0,
+        ge=0,
+        description="See off_topic_cosine: the question's content words in the quoted sentence, each weighted "
+        "by its IDF over the question's mean (a rare word counts more than one).",
     )
     max_question_chars: int = Field(1000, ge=1, description="Longest question accepted.")
 

@@ -137,13 +137,30 @@ def test_off_topic_gate_refuses_only_far_passages_with_few_question_words(
     assert not ask(-0.2, off_topic_cosine=0.0).abstained  # 0 turns the rule off, even for a negative cosine
     free = ask(0.3, off_topic_cosine=0.0)  # the gate off: answered
     assert not free.abstained and free.signals["passage_cosine"] == pytest.approx(0.3)
-    overlap = free.signals["lexical"]
-    assert 0 < overlap < 1
-    gated = ask(0.3, off_topic_cosine=0.54, off_topic_overlap=overlap + 1e-6)
+    held = free.signals["words_held"]
+    # the IDF-weighted share of the question's 4 content words (civilian, die, flood, harbour), times 4
+    terms = lexical.question_terms("How many civilians reportedly died in the flood at the harbour?")
+    assert held == pytest.approx(free.signals["lexical"] * len(terms)) and 0 < held < len(terms)
+    gated = ask(0.3, off_topic_cosine=0.54, off_topic_words=held + 1e-6)
     assert gated.abstained and gated.citations == () and gated.closest
     assert gated.confidence == free.confidence and gated.signals == free.signals  # the gate, not the confidence
-    assert not ask(0.3, off_topic_cosine=0.54, off_topic_overlap=overlap).abstained  # enough question words
-    assert not ask(0.6, off_topic_cosine=0.54, off_topic_overlap=1.0).abstained  # a passage close in meaning
+    assert not ask(0.3, off_topic_cosine=0.54, off_topic_words=held).abstained  # enough question words
+    assert not ask(0.6, off_topic_cosine=0.54, off_topic_words=99).abstained  # a passage close in meaning
+
+
+def test_off_topic_gate_counts_words_so_a_one_word_question_is_not_all_covered(
+    sample: tuple[Article, list[Hit]], embedder: Any
+) -> None:
+    # "Who was the hostage?" has one content word: a far sentence holding it covers 100 % of the question,
+    # which passed a gate on the share; it holds one word, fewer than the two the gate asks for.
+    article, hits = sample
+    far = [dataclasses.replace(h, dense_score=0.3) for h in hits]
+    settings = AnswerSettings(min_confidence=0.0)
+    answer = compose("Who were the civilians?", far, {1: article}, embedder, settings)
+    assert answer.signals["lexical"] == pytest.approx(1.0) and answer.signals["words_held"] == pytest.approx(1.0)
+    assert answer.abstained and answer.citations == ()
+    near = [dataclasses.replace(h, dense_score=0.7) for h in hits]
+    assert not compose("Who were the civilians?", near, {1: article}, embedder, settings).abstained
 
 
 def test_passages_below_top_k_are_never_quoted(sample: tuple[Article, list[Hit]], embedder: Any) -> None:
@@ -438,7 +455,8 @@ def test_confidence_signals_come_from_the_quoted_sentence_and_the_passages(
     scored = [dataclasses.replace(h, dense_score=0.1 * (i + 1)) for i, h in enumerate(hits)]  # 0.1, 0.2, ...
     answer = compose(REFERENCE, scored, {1: article}, embedder, AnswerSettings(top_k=4))
     sig = answer.signals
-    assert set(sig) == set(composer.CONFIDENCE_WEIGHTS) | {"lexical"}  # word overlap: shown, not weighed
+    # word overlap, as a share and as words held (the off-topic gate's): shown, not weighed
+    assert set(sig) == set(composer.CONFIDENCE_WEIGHTS) | {"lexical", "words_held"}
     assert sig["soft"] == sig["lexical"]  # no soft coverage given: the word overlap stands in
     assert sig["passage_cosine"] == pytest.approx(0.4)  # the best of the 4 passages used, not of all
     q, quote = embedder.encode([REFERENCE, answer.citations[0].quote])
