@@ -488,8 +488,8 @@ def _targets(res: dict[str, Any]) -> list[str]:
             )
     out += [
         "",
-        "A missed target is reported with its figure; nothing here was tuned on the test split (apart from the "
-        "refusal rule's tie-break above).",
+        "A missed target is reported with its figure; nothing here was tuned on the test split (the refusal "
+        "rule's form was revisited after a run's test-half figure, as said above).",
         "",
     ]
     return out
