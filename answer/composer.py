@@ -20,7 +20,7 @@ import numpy as np
 from answer.facts import Fact, expected_fact, find_fact
 from answer.lexical import all_stems, asks_with_negation, coverage, holds_negation, idf, question_terms
 from answer.models import Answer, Citation
-from answer.sentences import is_question, quote_spans
+from answer.sentences import quote_spans
 from corpus.models import Article
 from engine.config import AnswerSettings
 from index.models import Hit
@@ -196,10 +196,9 @@ def compose(
     }
     confidence = _confidence(signals)
     # Two questions to refuse: is the collection about this at all (no passage close in meaning, and the best
-    # sentence holds fewer than two of the question's words), and does the best sentence answer it (the
-    # confidence)?
-    # The first catches questions asked of the wrong collection without refusing the news questions whose
-    # answers the confidence, fitted on SQuAD, doubts (docs/benchmarks.md).
+    # sentence holds fewer than two of the question's words, IDF-weighted), and does the best sentence answer
+    # it (the confidence)? The first catches questions asked of the wrong collection without refusing the news
+    # questions whose answers the confidence, fitted on SQuAD, doubts (docs/benchmarks.md).
     off_topic = (
         settings.off_topic_cosine > 0  # 0 turns the rule off (a cosine can be negative)
         and signals["passage_cosine"] < settings.off_topic_cosine
@@ -272,9 +271,9 @@ def _candidates(hits: Sequence[Hit], articles: Mapping[int, Article]) -> list[_S
         if article.text[chunk.start : chunk.end] != chunk.text:
             log.warning("passage %d no longer matches article %d; skipped", chunk.id, chunk.article_id)
             continue
-        for s, e in quote_spans(chunk.text):
+        for s, e in quote_spans(chunk.text, questions=False):
             key = (article.id, chunk.start + s, chunk.start + e)
-            if key in seen or not any(ch.isalnum() for ch in chunk.text[s:e]) or is_question(chunk.text[s:e]):
+            if key in seen or not any(ch.isalnum() for ch in chunk.text[s:e]):
                 continue
             seen.add(key)
             out.append(_Sentence(hit, rank, article, key[1], key[2]))

@@ -7,21 +7,29 @@ cap, since a "sentence" of a text without punctuation can be a whole passage, to
 
 from __future__ import annotations
 
+import re
+
 from index.chunking import split_sentences
 
 MAX_QUOTE_CHARS = 600
-_CLOSERS = "\"'\u201d\u2019)]* "
+# What may follow a sentence's last mark: the chunker's closing quotes and brackets, CJK ones, spaces.
+_TRAILING = "\"'\u201d\u2019\u00bb)]\u300d\u300f\uff09* \t\r\n"
+_ASKING = re.compile(r"[?\uff1f\u061f][?!\uff01\uff1f]*\Z")  # "?", full-width "？", Arabic "؟"; also "?!"
 
 
 def is_question(sentence: str) -> bool:
     """The sentence asks rather than tells: it ends with a question mark (before closing quotes)."""
-    return sentence.rstrip(_CLOSERS).endswith("?")
+    return _ASKING.search(sentence.rstrip(_TRAILING)) is not None
 
 
-def quote_spans(text: str, max_chars: int = MAX_QUOTE_CHARS) -> list[tuple[int, int]]:
-    """(start, end) offsets of the sentences of `text`, those over `max_chars` split at a space."""
+def quote_spans(text: str, max_chars: int = MAX_QUOTE_CHARS, *, questions: bool = True) -> list[tuple[int, int]]:
+    """(start, end) offsets of the sentences of `text`, those over `max_chars` split at a space; without
+    `questions`, the sentences that ask (`is_question`, judged on the whole sentence, not its pieces) are left
+    out."""
     out: list[tuple[int, int]] = []
     for start, end in split_sentences(text):
+        if not questions and is_question(text[start:end]):
+            continue
         while end - start > max_chars:
             cut = text.rfind(" ", start + max_chars // 2, start + max_chars)
             if cut <= start:

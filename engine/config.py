@@ -156,11 +156,20 @@ class Settings(_Section):
         return self
 
 
+# Keys an older config.yaml may still hold, and what took their place.
+_REPLACED = {
+    "answer.off_topic_overlap": "replaced by answer.off_topic_words, the question's words the quote holds "
+    "(a count, default 2)",
+}
+
+
 def _describe(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key ({_REPLACED[key]})" if key in _REPLACED else "unknown key"
         lines.append(f"config: {key}: {msg}")
     return "\n".join(lines)
 

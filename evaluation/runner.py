@@ -563,6 +563,7 @@ def settings_summary(settings: Settings, mode: str | None) -> dict[str, Any]:
         "candidates": s.candidates,
         "top_k": a.top_k,
         "min_confidence": a.min_confidence,
+        "off_topic": f"cosine<{a.off_topic_cosine} words<{a.off_topic_words}" if a.off_topic_cosine else "off",
     }
 
 
@@ -669,7 +670,8 @@ def format_off_collection(rep: dict[str, Any]) -> str:
             f"mode {s['mode']}",
             f"refused (higher is better): {fmt_pct(rep['refused'])}",
             f"ask latency median / p95 / p99 (warm): {lat} ms",
-            f"settings: min_confidence={s['min_confidence']} fusion: {s['fusion']}",
+            f"settings: min_confidence={s['min_confidence']} off-topic: {s.get('off_topic', '?')} "
+            f"fusion: {s['fusion']}",
         ]
     )
 
@@ -727,7 +729,8 @@ def format_table(rep: dict[str, Any]) -> str:
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines.append(
         f"settings: fusion {s['fusion']} "
-        f"top_k={s['top_k']} min_confidence={s['min_confidence']} model={s['model']} backend={s['backend']}"
+        f"top_k={s['top_k']} min_confidence={s['min_confidence']} off-topic: {s.get('off_topic', '?')} "
+        f"model={s['model']} backend={s['backend']}"
     )
     return "\n".join(lines)
 

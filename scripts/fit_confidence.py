@@ -36,7 +36,7 @@ def _rows(prep: runner.Prepared, questions: list[datasets.Question], on_topic: b
     for q in questions:
         ans = prep.engine.ask(q.text)
         if not ans.signals:
-            continue  # nothing retrieved: refused whatever the weights
+            continue  # nothing to quote (no passage, or only questions): refused whatever the weights
         shown = ans.citations or ans.closest
         good = on_topic and q.answerable and bool(shown) and metrics.contains_answer(shown[0].quote, q.answers)
         kind = "off" if not on_topic else "answerable" if q.answerable else "unanswerable"

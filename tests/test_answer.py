@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from answer import composer, lexical
+from answer import composer, lexical, sentences
 from answer.composer import compose, verify_citations
 from answer.models import Answer, Citation
 from corpus.models import Article
@@ -138,9 +138,10 @@ def test_off_topic_gate_refuses_only_far_passages_with_few_question_words(
     free = ask(0.3, off_topic_cosine=0.0)  # the gate off: answered
     assert not free.abstained and free.signals["passage_cosine"] == pytest.approx(0.3)
     held = free.signals["words_held"]
-    # the IDF-weighted share of the question's 4 content words (civilian, die, flood, harbour), times 4
+    # the IDF-weighted share of the question's 4 content words, times 4
     terms = lexical.question_terms("How many civilians reportedly died in the flood at the harbour?")
-    assert held == pytest.approx(free.signals["lexical"] * len(terms)) and 0 < held < len(terms)
+    assert terms == ["civilian", "die", "flood", "harbour"]
+    assert held == pytest.approx(free.signals["lexical"] * 4) and 0 < held < 4
     gated = ask(0.3, off_topic_cosine=0.54, off_topic_words=held + 1e-6)
     assert gated.abstained and gated.citations == () and gated.closest
     assert gated.confidence == free.confidence and gated.signals == free.signals  # the gate, not the confidence
@@ -161,6 +162,17 @@ def test_off_topic_gate_counts_words_so_a_one_word_question_is_not_all_covered(
     assert answer.abstained and answer.citations == ()
     near = [dataclasses.replace(h, dense_score=0.7) for h in hits]
     assert not compose("Who were the civilians?", near, {1: article}, embedder, settings).abstained
+
+
+def test_off_topic_gate_answers_a_far_sentence_holding_two_question_words(embedder: Any) -> None:
+    article = make_article(1, "Flood report\nThirty civilians died in the flood on Tuesday.")
+    far = [dataclasses.replace(h, dense_score=0.3) for h in as_hits(paragraph_chunks(article, first_id=10))]
+    settings = AnswerSettings(min_confidence=0.0)  # the default gate: cosine below 0.6, fewer than 2 words
+    assert lexical.question_terms("Which civilians died?") == ["civilian", "die"]
+    both = compose("Which civilians died?", far, {1: article}, embedder, settings)
+    assert both.signals["words_held"] == pytest.approx(2.0) and not both.abstained
+    one = compose("Which civilians?", far, {1: article}, embedder, settings)
+    assert one.signals["words_held"] == pytest.approx(1.0) and one.abstained
 
 
 def test_passages_below_top_k_are_never_quoted(sample: tuple[Article, list[Hit]], embedder: Any) -> None:
@@ -527,20 +539,52 @@ def test_a_negated_question_answered_by_a_sentence_without_the_negation_is_refus
     assert 1 / (1 + math.exp(-z)) >= AnswerSettings().min_confidence
 
 
-def test_a_page_that_asks_the_question_is_not_quoted_as_its_answer(embedder: Any) -> None:
-    # A quiz page in the collection holds the user's question word for word; the news story holds the answer.
-    question = "Which major US retailer announced this week it is slashing prices on clothing?"
-    quiz = make_article(1, "News quiz\nWhich major US retailer announced this week it is slashing prices on clothing?")
+QUIZ_QUESTION = "Which major US retailer announced this week it is slashing prices on clothing?"
+
+
+def ask_quiz_and_story(embedder: Any) -> Answer:
+    """A quiz page in the collection holds the user's question word for word; the news story holds the answer."""
+    quiz = make_article(1, f"News quiz\n{QUIZ_QUESTION}")
     story = make_article(2, "Retail\nTarget said on Tuesday that it is cutting prices on clothing and home goods.")
     articles = {1: quiz, 2: story}
     hits = as_hits(paragraph_chunks(quiz, first_id=10) + paragraph_chunks(story, first_id=20))
-    answer = compose(question, hits, articles, embedder, AnswerSettings(min_confidence=0.0, off_topic_cosine=0.0))
+    answer = compose(QUIZ_QUESTION, hits, articles, embedder, AnswerSettings(min_confidence=0.0, off_topic_cosine=0.0))
     assert_traceable(answer, articles, hits)
+    return answer
+
+
+def test_a_page_that_asks_the_question_is_not_quoted_as_its_answer(embedder: Any) -> None:
+    answer = ask_quiz_and_story(embedder)
     assert not answer.abstained
     assert all("?" not in c.quote for c in answer.citations)
     assert answer.citations[0].article_id == 2 and "Target" in answer.citations[0].quote
-    # The quiz's line would have won on every signal: it is the question itself.
-    assert composer.is_question(quiz.text.splitlines()[1])
+
+
+def test_without_the_question_skip_the_quiz_line_is_quoted(embedder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same two articles with `is_question` answering no: the quiz's line wins on every signal.
+    monkeypatch.setattr(sentences, "is_question", lambda sentence: False)
+    answer = ask_quiz_and_story(embedder)
+    assert answer.citations[0].article_id == 1 and answer.citations[0].quote == QUIZ_QUESTION
+
+
+def test_a_passage_of_questions_only_is_refused_with_nothing_to_show(embedder: Any) -> None:
+    quiz = make_article(1, "Which retailer cut prices this week? Who won the election in Colombia?")
+    hits = as_hits(paragraph_chunks(quiz, first_id=10))
+    answer = compose("Which retailer cut prices?", hits, {1: quiz}, embedder, AnswerSettings(min_confidence=0.0))
+    assert answer.abstained and answer.citations == () and answer.closest == ()
+
+
+def test_a_long_sentence_is_judged_whole() -> None:
+    # Over the quote cap a sentence is cut in pieces; a piece ending in a quoted "why?" is not a question,
+    # and every piece of a long question is one.
+    statement = "He asked " + "very " * 114 + 'loudly "why?" notwithstanding-everything the council voted.'
+    pieces = sentences.quote_spans(statement)
+    assert len(pieces) == 2 and sentences.is_question(statement[pieces[0][0] : pieces[0][1]])  # the first piece
+    assert sentences.quote_spans(statement, questions=False) == pieces
+    question = "Did he ask " + "very " * 120 + "loudly why the council voted to close the harbour?"
+    pieces = sentences.quote_spans(question)
+    assert len(pieces) == 2 and not sentences.is_question(question[pieces[0][0] : pieces[0][1]])
+    assert sentences.quote_spans(question, questions=False) == []
 
 
 @pytest.mark.parametrize(
@@ -551,13 +595,20 @@ def test_a_page_that_asks_the_question_is_not_quoted_as_its_answer(embedder: Any
         ("Prices rose 5%.", False),
         ("Did it work? (It did.)", False),
         ("Who won? Nobody knows", False),
+        ("What took us so long?!", True),
+        ("Le film « Qui paie ? »", True),
+        ("\u8c01\u8d62\u4e86\uff1f", True),  # full-width question mark
+        ("Stop!", False),
     ],
 )
 def test_is_question(sentence: str, asks: bool) -> None:
-    assert composer.is_question(sentence) is asks
+    assert sentences.is_question(sentence) is asks
 
 
 def test_won_is_a_content_word_that_meets_its_other_forms() -> None:
     # "won" once sat among the stop words (a tokenizer's piece of "won't"); this tokenizer keeps "won't" whole.
-    assert lexical.content_stems("Who won the election?") == ["win", "elect"]
-    assert lexical.stem("winner") in lexical.all_stems("Petro won on Sunday.")
+    terms = lexical.question_terms("Who won the election?")
+    assert terms == ["win", "elect"]
+    weights = {t: 1.0 for t in terms}
+    assert lexical.coverage(terms, weights, lexical.all_stems("Petro, the winner of the election, spoke.")) == 1.0
+    assert lexical.coverage(terms, weights, lexical.all_stems("The election was held on Sunday.")) == 0.5

@@ -149,6 +149,9 @@ def test_bad_config_names_the_key(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert code == 1
     assert "index.chunk_wrds: unknown key" in err
     assert "answer.top_k" in err
+    cfg.write_text("answer:\n  off_topic_overlap: 0.5\n", encoding="utf-8")  # a key of an older release
+    assert main(["--config", str(cfg), "list"]) == 1
+    assert "answer.off_topic_overlap: unknown key (replaced by answer.off_topic_words" in capsys.readouterr().err
 
 
 def test_console_script_end_to_end(tmp_path: Path, sample_path: Path) -> None:
