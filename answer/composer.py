@@ -33,7 +33,7 @@ W_LEXICAL = 0.4  # IDF-weighted share of the question's content words in the sen
 W_RANK = 0.15  # retrieval rank of the passage, RANK_DECAY ** rank
 W_FACT = 0.15  # the sentence holds the kind of fact asked for (a number, a date, a name)
 W_SOFT = 0.55  # how much of the question the sentence covers in meaning (StaticEncoder.soft_coverage)
-W_NEGATION = 0.2  # taken off a sentence without the negation the question asks with (lexical.negation_missing)
+W_NEGATION = 0.2  # taken off a sentence without the negation the question asks with (answer.lexical)
 RANK_DECAY = 0.85
 # Soft coverage is computed for the 12 best candidates by the other cheap signals: a news question has ~46
 # (median), and scoring them all took 5.7 ms (median, 40 RealTimeQA questions); on the SQuAD dev split the
@@ -138,7 +138,7 @@ def compose(
     facts = [find_fact(expect, c.text, question) if expect else None for c in cands]
     fact_quality = np.array([f.quality if f else 0.0 for f in facts])
     rank = np.array([RANK_DECAY**c.rank for c in cands])
-    asks_negation = asks_with_negation(question)  # lexical.negation_missing, the question checked once
+    asks_negation = asks_with_negation(question)  # checked once; each sentence only for its own negation
     negation = np.array([asks_negation and not holds_negation(c.text) for c in cands], dtype=float)
     cheap = W_LEXICAL * lexical + W_RANK * rank + W_FACT * fact_quality - W_NEGATION * negation
     soft = lexical  # what the confidence reads without soft coverage

@@ -191,8 +191,3 @@ def asks_with_negation(question: str) -> bool:
 def holds_negation(sentence: str) -> bool:
     """The sentence says something did not happen: a negation word or a negative verb ("declined")."""
     return _SENTENCE_NEGATION.search(sentence) is not None
-
-
-def negation_missing(question: str, sentence: str) -> bool:
-    """The question asks with a negation and the sentence holds none."""
-    return asks_with_negation(question) and not holds_negation(sentence)

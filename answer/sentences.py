@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import re
 
-from index.chunking import split_sentences
+from index.chunking import CLOSING_MARKS, split_sentences
 
 MAX_QUOTE_CHARS = 600
-# What may follow a sentence's last mark: the chunker's closing quotes and brackets, CJK ones, spaces.
-_TRAILING = "\"'\u201d\u2019\u00bb)]\u300d\u300f\uff09* \t\r\n"
+_TRAILING = CLOSING_MARKS + "* \t\r\n"  # after a sentence's last mark: closing quotes, brackets, emphasis
 _ASKING = re.compile(r"[?\uff1f\u061f][?!\uff01\uff1f]*\Z")  # "?", full-width "？", Arabic "؟"; also "?!"
 
 

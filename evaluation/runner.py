@@ -670,7 +670,7 @@ def format_off_collection(rep: dict[str, Any]) -> str:
             f"mode {s['mode']}",
             f"refused (higher is better): {fmt_pct(rep['refused'])}",
             f"ask latency median / p95 / p99 (warm): {lat} ms",
-            f"settings: min_confidence={s['min_confidence']} off-topic: {s.get('off_topic', '?')} "
+            f"settings: min_confidence={s['min_confidence']} off-topic: {s['off_topic']} "
             f"fusion: {s['fusion']}",
         ]
     )
@@ -729,7 +729,7 @@ def format_table(rep: dict[str, Any]) -> str:
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines.append(
         f"settings: fusion {s['fusion']} "
-        f"top_k={s['top_k']} min_confidence={s['min_confidence']} off-topic: {s.get('off_topic', '?')} "
+        f"top_k={s['top_k']} min_confidence={s['min_confidence']} off-topic: {s['off_topic']} "
         f"model={s['model']} backend={s['backend']}"
     )
     return "\n".join(lines)

@@ -38,6 +38,7 @@ _OPENERS = _words(
 )
 _TERMINAL = re.compile(r"(?:[.!?]+|…)[\"'”’»)\]]*(?=\s)|[。！？]+[」』”’)）]*")
 _CLOSERS = "\"'”’»)]"
+CLOSING_MARKS = _CLOSERS + "」』）"  # what may follow a sentence's last mark, CJK ones included
 _OPENING = "\"'“‘«([¿¡"
 _BULLET = re.compile(r"(?:[-*•·–—]|\d{1,3}[.)])\s")
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
@@ -61,7 +62,7 @@ def _word_at(text: str, i: int) -> str:
 
 def _ends_sentence(text: str, punct_start: int, punct_end: int, next_start: int) -> bool:
     """Decide whether the terminal punctuation at text[punct_start:punct_end] closes a sentence."""
-    punct = text[punct_start:punct_end].rstrip(_CLOSERS + "」』）")
+    punct = text[punct_start:punct_end].rstrip(CLOSING_MARKS)
     if punct[:1] in "。！？":
         return True  # CJK full stops need no space and no capital after them
     if not _starts_sentence(text, next_start):

@@ -27,6 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from engine.config import ROOT, Settings, load_settings
+from engine.service import Engine
 from evaluation import datasets, metrics, runner, tune
 
 MODES = ("bm25", "dense", "hybrid")
@@ -133,7 +134,8 @@ def run_news(
     """Every mode on the RealTimeQA questions; the off-collection check with shipped and tuned settings."""
     news = datasets.load_realtimeqa(rtqa_dir)
     questions = news.limited(limit).questions
-    squad_answerable = [q for q in datasets.load_squad2(squad_path, "all").limited(limit).questions if q.answerable]
+    squad = datasets.load_squad2(squad_path, "all").limited(limit)
+    off_set = datasets.EvalSet("squad2 answerable", "squad2", tuple(q for q in squad.questions if q.answerable))
     prep = runner.prepare(news, settings, cache_root=cache, progress=sys.stderr.isatty(), log=_log)
     out: dict[str, Any] = {"ingest": dataclasses.asdict(prep.ingest), "retrieval": {}, "modes": {}}
     out["off_collection"], out["retrieval_split"] = {}, {}
@@ -154,7 +156,7 @@ def run_news(
             out["modes"][mode] = runner.report(news, prep, outs, settings, mode)
             if mode == settings.index.mode:
                 latencies += [o.latency_ms for o in outs]
-        out["titles"] = _news_titles(prep, news, questions, squad_answerable, settings, dev_ids, template)
+        out["titles"] = _news_titles(prep, news, questions, off_set, settings, dev_ids, template)
         out["sentence_latency"] = {}
         for label, changes in SENTENCE_VARIANTS:  # the same questions, one way after the other
             engine = prep.engine_for(runner.with_answer(settings, **changes))
@@ -177,12 +179,9 @@ def run_news(
                     _log("RealTimeQA with the tuned settings")
                     outs = runner.ask_all(prep, questions, engine=engine, log=_log)
                     out["tuned"] = runner.report(news, prep, outs, s, None)
-                _log(f"off-collection: {len(squad_answerable)} SQuAD questions against the news ({label})")
-                outs = runner.ask_all(prep, squad_answerable, engine=engine, recall=False, log=_log)
+                outs, out["off_collection"][label] = _ask_off_collection(prep, news, off_set, engine, s, label)
                 if label == "shipped":
                     latencies += [o.latency_ms for o in outs]
-                off_set = datasets.EvalSet("squad2 answerable", "squad2", tuple(squad_answerable))
-                out["off_collection"][label] = runner.off_collection_report(off_set, news, prep, outs, None, s)
             finally:
                 engine.store.close()
     finally:
@@ -210,7 +209,7 @@ def _news_titles(
     prep: runner.Prepared,
     news: datasets.EvalSet,
     questions: Sequence[datasets.Question],
-    squad_answerable: Sequence[datasets.Question],
+    off_set: datasets.EvalSet,
     settings: Settings,
     dev_ids: set[str],
     template: set[str],
@@ -226,13 +225,25 @@ def _news_titles(
         out.update(_news_splits(rankings, dev_ids, template))
         outs = runner.ask_all(prep, questions, engine=engine, log=_log)
         out["answers"] = runner.report(news, prep, outs, titled, None)
-        _log(f"off-collection: {len(squad_answerable)} SQuAD questions against the news (article titles)")
-        outs = runner.ask_all(prep, squad_answerable, engine=engine, recall=False, log=_log)
-        off_set = datasets.EvalSet("squad2 answerable", "squad2", tuple(squad_answerable))
-        out["off_collection"] = runner.off_collection_report(off_set, news, prep, outs, None, titled)
+        _, out["off_collection"] = _ask_off_collection(prep, news, off_set, engine, titled, "article titles")
     finally:
         engine.store.close()
     return out
+
+
+def _ask_off_collection(
+    prep: runner.Prepared,
+    news: datasets.EvalSet,
+    off_set: datasets.EvalSet,
+    engine: Engine,
+    settings: Settings,
+    label: str,
+) -> tuple[list[runner.Outcome], dict[str, Any]]:
+    """The SQuAD answerable questions asked of the news with `engine` (built from `settings`): each outcome,
+    and the share refused."""
+    _log(f"off-collection: {len(off_set.questions)} SQuAD questions against the news ({label})")
+    outs = runner.ask_all(prep, off_set.questions, engine=engine, recall=False, log=_log)
+    return outs, runner.off_collection_report(off_set, news, prep, outs, None, settings)
 
 
 def ingest_sample(news: datasets.EvalSet, settings: Settings, embedder: Any, n: int) -> dict[str, Any] | None:
