@@ -29,7 +29,7 @@ STOPWORDS = word_set(
     such than that the their theirs them themselves then there these they this those though through thus to
     too under until up upon us very was we were what whatever when whenever where whereas wherever whether
     which while who whoever whom whose why will with within without would yet you your yours yourself
-    yourselves s t don doesn didn isn aren wasn weren wouldn shouldn couldn ll re ve d m
+    yourselves
     according reportedly said say says tell told give given get got make made know known happen happened
     one ones last next first kind type sort way ways thing things lot lots really actually exactly
     take takes took taken taking
@@ -124,12 +124,22 @@ def question_terms(question: str) -> list[str]:
     return content_stems(_ASKS.sub(" ", question))
 
 
+# WORD keeps a clitic on its word: "didn't", "what's", "they're". A negated auxiliary carries no content
+# (the negation is asks_with_negation's); otherwise the word the clitic hangs on decides ("what's" is a stop
+# word, "Trump's" is Trump).
+_NEGATED = re.compile(r"n['\u2019]t\Z", re.IGNORECASE)
+_CLITIC = re.compile(r"['\u2019](?:s|re|ve|ll|d|m)\Z", re.IGNORECASE)
+
+
 def content_stems(text: str) -> list[str]:
     """Stems of the words that carry meaning (no stop words, no question words), in order, unique."""
     seen: dict[str, None] = {}
     shouting = text.isupper()
     for m in WORD.finditer(text):
         word = m.group()
+        if _NEGATED.search(word):
+            continue
+        word = _CLITIC.sub("", word)
         low = word.lower()
         acronym = len(word) > 1 and word.isupper() and not shouting  # "US", "IS": not the stop words
         if not acronym and (low in STOPWORDS or (len(low) == 1 and not low.isdigit())):

@@ -613,3 +613,24 @@ def test_won_is_a_content_word_that_meets_its_other_forms() -> None:
     weights = {t: 1.0 for t in terms}
     assert lexical.coverage(terms, weights, lexical.all_stems("Petro, the winner of the election, spoke.")) == 1.0
     assert lexical.coverage(terms, weights, lexical.all_stems("The election was held on Sunday.")) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("question", "terms"),
+    [
+        ("Which country didn't join the embargo?", ["country", "join", "embargo"]),  # the negation is not a word
+        ("Who wasn\u2019t at the summit?", ["summit"]),
+        ("What's the name of Trump's plane?", ["name", "trump", "plan"]),  # "what's" is "what"; "Trump's" is Trump
+        ("Where they're heading, who'll pay?", ["head", "pay"]),
+        ("Who is Don Lemon?", ["don", "lemon"]),  # "don" was a stop word, for the "don't" of other tokenizers
+        ("Why did O'Brien resign?", ["o'brien", "resign"]),
+    ],
+)
+def test_clitics_are_not_question_words(question: str, terms: list[str]) -> None:
+    assert lexical.question_terms(question) == terms
+
+
+def test_a_negated_auxiliary_does_not_lower_the_overlap_of_the_sentence_that_answers() -> None:
+    terms = lexical.question_terms("Which country wasn't hit by the embargo?")
+    weights = {t: 1.0 for t in terms}
+    assert lexical.coverage(terms, weights, lexical.all_stems("Japan, a country the embargo never hit.")) == 1.0
