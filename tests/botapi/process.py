@@ -115,7 +115,7 @@ def wait_quiet(api: BotApiEmulator, chat_id: int, seconds: float) -> int:
 
 
 def synthetic_article(words: int, seed: int, title: str = "Harbour logistics report") -> bytes:
-    """A long, varied plain-text article (about one passage per 110 words) for slow-path tests."""
+    """A long, varied plain-text article (one passage per `index.chunk_words`, 320 words) for slow-path tests."""
     rng = random.Random(seed)
     vocab = (  # noqa: SIM905 - a sentence of words reads better than a 41-line list
         "the harbour crane ship cargo port crew tide dock berth pilot tug freight load night shift manager report "
