@@ -175,10 +175,17 @@ _FILLER = re.compile(
 )
 
 
+# "Who is" and a name, nothing else: every word capitalised, none a possessive.
+_WHO_IS_NAME = re.compile(
+    r"\W*(?i:who\s+(?:is|was|are|were))\s+"
+    r"(?:[A-Z][\w.'\u2019\-]*(?<!['\u2019]s)\s+)*[A-Z][\w.'\u2019\-]*(?<!['\u2019]s)\W*\Z"
+)
+
+
 def expected_fact(question: str) -> Expectation | None:
     """The kind of fact the question asks for, or None for what/why/how/yes-no questions."""
-    if re.match(r"\W*who\s+(?:is|was|are|were)\s+[A-Z]", question.strip()):
-        return None  # "Who is Sergey Lavrov?" asks for a description, not a name
+    if _WHO_IS_NAME.match(question.strip()):
+        return None  # "Who is Sergey Lavrov?" asks for a description, not a name ("Who was Robert's son?" does)
     q = _FILLER.sub("", " ".join(question.lower().replace("\u2019", "'").split()))
 
     def has(pattern: str) -> re.Match[str] | None:

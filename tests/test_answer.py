@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from answer import composer, lexical, sentences
+from answer import composer, facts, lexical, sentences
 from answer.composer import compose, verify_citations
 from answer.models import Answer, Citation
 from corpus.models import Article
@@ -261,6 +261,33 @@ def test_other_questions_are_answered_with_the_best_sentence(small_hits: list[Hi
     assert "cracks" in quote
     assert answer.text == f"{quote.rstrip('.')} [1]."
     assert (answer.citations[0].outlet, answer.citations[0].published) == ("Portsmouth Herald", "2021-03-04")
+
+
+def test_who_is_a_name_is_answered_with_the_sentence_not_another_name(embedder: Any) -> None:
+    # A capital "Who" once slipped past the check, and "Who is Liz Truss?" was answered "Margaret Thatcher".
+    article = make_article(5, "Profile\n\nMaria Gonzalez is an engineer who trained under Othmar Ammann in Zurich.")
+    hits = as_hits(paragraph_chunks(article, first_id=30))
+    settings = AnswerSettings(min_confidence=0.0, off_topic_cosine=0.0)
+    answer = compose("Who is Maria Gonzalez?", hits, {5: article}, embedder, settings)
+    quote = answer.citations[0].quote
+    assert quote.startswith("Maria Gonzalez is an engineer")
+    assert answer.text == f"{quote.rstrip('.')} [1]."
+
+
+@pytest.mark.parametrize(
+    ("question", "describes"),
+    [
+        ("Who is Liz Truss?", True),
+        ("who was Queen Elizabeth II?", True),
+        ("Who is Conan O'Brien?", True),
+        ("Who was Robert's son?", False),  # a name is asked for
+        ("Who is Liz Truss\u2019s deputy?", False),
+        ("Who is the Pope?", False),
+        ("Who was Ralph in charge of being at war with?", False),
+    ],
+)
+def test_who_is_and_a_name_asks_for_a_description(question: str, describes: bool) -> None:
+    assert (facts.expected_fact(question) is None) is describes
 
 
 def test_the_same_fact_from_two_outlets_is_cited_twice(embedder: Any) -> None:
