@@ -407,6 +407,9 @@ def _extend_count(ctx: _Context, end: int, last: int, target: int | None) -> int
     return end
 
 
+_POSSESSIVE = re.compile(r"(?:['\u2019]s?)?\Z")
+
+
 def _best_name(ctx: _Context, place: bool) -> Fact | None:
     """A capitalised span not taken from the question; for places, preferably after in/at/from."""
     if _title_case(ctx):
@@ -427,6 +430,9 @@ def _best_name(ctx: _Context, place: bool) -> Fact | None:
             score -= 0.7  # "Russian" in "Russian defence officials" is neither a person nor a place
             quality *= 0.5
         start, end = words[first].start(), words[last].end()
+        if first == 0 and ctx.sentence[end : end + 1] == ":":
+            score -= 1.0  # a label ("Honorable Mention: The Marlins ...", "Photos: ..."), unless no other name
+        end -= len(_POSSESSIVE.search(ctx.sentence[start:end]).group())  # "the Marlins' team" -> "Marlins"
         fact = Fact(start, end, ctx.sentence[start:end], quality * _near(ctx.proximity(first, last)))
         if best is None or score > best[0]:
             best = (score, fact)

@@ -274,6 +274,15 @@ def test_who_is_a_name_is_answered_with_the_sentence_not_another_name(embedder: 
     assert answer.text == f"{quote.rstrip('.')} [1]."
 
 
+def test_a_label_before_a_colon_is_not_the_name_asked_for(embedder: Any) -> None:
+    text = "Wild cards\n\nHonorable Mention: The Marlins' only other playoff team also won the World Series."
+    article = make_article(6, text)
+    hits = as_hits(paragraph_chunks(article, first_id=40))
+    settings = AnswerSettings(min_confidence=0.0, off_topic_cosine=0.0)
+    answer = compose("Which team won the World Series?", hits, {6: article}, embedder, settings)
+    assert answer.text == "Marlins [1]."  # not "Honorable Mention", and without the possessive's apostrophe
+
+
 @pytest.mark.parametrize(
     ("question", "describes"),
     [
