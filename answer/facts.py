@@ -432,8 +432,8 @@ def _best_name(ctx: _Context, place: bool) -> Fact | None:
         start, end = words[first].start(), words[last].end()
         if first == 0 and ctx.sentence[end : end + 1] == ":":
             score -= 1.0  # a label ("Honorable Mention: The Marlins ...", "Photos: ..."), unless no other name
-        end -= len(_POSSESSIVE.search(ctx.sentence[start:end]).group())  # "the Marlins' team" -> "Marlins"
-        fact = Fact(start, end, ctx.sentence[start:end], quality * _near(ctx.proximity(first, last)))
+        name = _POSSESSIVE.sub("", ctx.sentence[start:end])  # "the Marlins' team" -> "Marlins"
+        fact = Fact(start, start + len(name), name, quality * _near(ctx.proximity(first, last)))
         if best is None or score > best[0]:
             best = (score, fact)
     return best[1] if best else None
