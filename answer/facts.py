@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from answer.lexical import STOPWORDS, WORD, all_stems, question_terms, stem, word_set
+from answer.lexical import NEGATED_AUXILIARY, STOPWORDS, WORD, all_stems, question_terms, stem, word_set
 
 NEAR_FLOOR = 0.5  # quality of a span far from every word of the question, relative to one next to them
 
@@ -175,10 +175,12 @@ _FILLER = re.compile(
 )
 
 
-# "Who is" and a name, nothing else: every word capitalised, none a possessive.
+# "Who is" and a name, nothing else: capitalised words ("al-Assad" too), none a possessive, with the particles
+# names have between them ("Ursula von der Leyen"; not "of" or "the": "Who is King of Spain?" asks for a name).
+_NAME_WORD = r"(?:[a-z]+-)?[A-Z][\w.'\u2019\-]*(?<!['\u2019]s)"
+_PARTICLES = "|".join(sorted(_CONNECTORS - {"of", "the", "y"}))
 _WHO_IS_NAME = re.compile(
-    r"\W*(?i:who\s+(?:is|was|are|were))\s+"
-    r"(?:[A-Z][\w.'\u2019\-]*(?<!['\u2019]s)\s+)*[A-Z][\w.'\u2019\-]*(?<!['\u2019]s)\W*\Z"
+    rf"\W*(?i:who(?:['\u2019]s|\s+(?:is|was|are|were)))\s+{_NAME_WORD}(?:\s+(?:(?:{_PARTICLES})\s+)*{_NAME_WORD})*\W*\Z"
 )
 
 
@@ -258,8 +260,8 @@ def _targets(rest: str) -> frozenset[str]:
     out: list[str] = []
     for m in WORD.finditer(rest):
         low = m.group().lower()
-        if low in STOPWORDS or len(out) == 3:
-            break
+        if low in STOPWORDS or NEGATED_AUXILIARY.search(low) or len(out) == 3:
+            break  # "how many people didn't vote": people
         out.append(stem(low))
     return frozenset(out)
 
@@ -408,6 +410,7 @@ def _extend_count(ctx: _Context, end: int, last: int, target: int | None) -> int
 
 
 _POSSESSIVE = re.compile(r"(?:['\u2019]s?)?\Z")
+_NEXT_WORD = re.compile(r"\s+(\w[\w\-]*)")
 
 
 def _best_name(ctx: _Context, place: bool) -> Fact | None:
@@ -430,9 +433,12 @@ def _best_name(ctx: _Context, place: bool) -> Fact | None:
             score -= 0.7  # "Russian" in "Russian defence officials" is neither a person nor a place
             quality *= 0.5
         start, end = words[first].start(), words[last].end()
-        if first == 0 and ctx.sentence[end : end + 1] == ":":
-            score -= 1.0  # a label ("Honorable Mention: The Marlins ...", "Photos: ..."), unless no other name
-        name = _POSSESSIVE.sub("", ctx.sentence[start:end])  # "the Marlins' team" -> "Marlins"
+        if ctx.sentence[end : end + 1] == ":" and all(_common_start(words[j].group()) for j in range(first)):
+            score -= 1.0  # a label ("Honorable Mention: The Marlins ...", "Also Read: ..."): nearly any name wins
+        name = ctx.sentence[start:end]
+        owned = _NEXT_WORD.match(ctx.sentence, end)
+        if owned and owned.group(1).lower() not in _PHRASE_BOUNDARY:
+            name = _POSSESSIVE.sub("", name)  # "the Marlins' only team" -> "Marlins"; "at McDonald's." stays
         fact = Fact(start, start + len(name), name, quality * _near(ctx.proximity(first, last)))
         if best is None or score > best[0]:
             best = (score, fact)
@@ -456,8 +462,8 @@ def _name_spans(ctx: _Context) -> list[tuple[int, int]]:
     for group in _lists(ctx, _name_runs(ctx)):
         kept: list[tuple[int, int] | None] = []
         for first, last in group:
-            if first == 0 and _common_start(words[0].group()):
-                first += 1
+            if (first == 0 or _after_label(ctx, first)) and _common_start(words[first].group()):
+                first += 1  # "According", also after a label: "Editor's Note: According to police, ..."
             # A title the question has ("Russian Foreign Minister" Sergey Lavrov) goes; a name that ends
             # in a word of the question is the question's own subject, not its answer.
             while first <= last and (ctx.asked(first) or _dangling(words[first].group())):
@@ -537,6 +543,11 @@ def _lists(ctx: _Context, runs: list[tuple[int, int]]) -> list[list[tuple[int, i
         groups.append(runs[i : j + 1])
         i = j + 1
     return groups
+
+
+def _after_label(ctx: _Context, i: int) -> bool:
+    """Word i follows a colon: the start of what a label ("Photos:", "Editor's Note:") introduces."""
+    return i > 0 and ctx.sentence[ctx.words[i - 1].end() : ctx.words[i].start()].strip() == ":"
 
 
 def _common_start(word: str) -> bool:

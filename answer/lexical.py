@@ -127,7 +127,7 @@ def question_terms(question: str) -> list[str]:
 # WORD keeps a clitic on its word: "didn't", "what's", "they're". A negated auxiliary carries no content
 # (the negation is asks_with_negation's); otherwise the word the clitic hangs on decides ("what's" is a stop
 # word, "Trump's" is Trump).
-_NEGATED = re.compile(r"n['\u2019]t\Z", re.IGNORECASE)
+NEGATED_AUXILIARY = re.compile(r"n['\u2019]t\Z", re.IGNORECASE)
 _CLITIC = re.compile(r"['\u2019](?:s|re|ve|ll|d|m)\Z", re.IGNORECASE)
 
 
@@ -137,7 +137,7 @@ def content_stems(text: str) -> list[str]:
     shouting = text.isupper()
     for m in WORD.finditer(text):
         word = m.group()
-        if _NEGATED.search(word):
+        if NEGATED_AUXILIARY.search(word):
             continue
         word = _CLITIC.sub("", word)
         low = word.lower()
