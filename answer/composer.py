@@ -195,16 +195,7 @@ def compose(
         "words_held": float(lexical[best]) * len(terms),
     }
     confidence = _confidence(signals)
-    # Two questions to refuse: is the collection about this at all (no passage close in meaning, and the best
-    # sentence holds fewer than two of the question's words, IDF-weighted), and does the best sentence answer
-    # it (the confidence)? The first catches questions asked of the wrong collection without refusing the news
-    # questions whose answers the confidence, fitted on SQuAD, doubts (docs/benchmarks.md).
-    off_topic = (
-        settings.off_topic_cosine > 0  # 0 turns the rule off (a cosine can be negative)
-        and signals["passage_cosine"] < settings.off_topic_cosine
-        and signals["words_held"] < settings.off_topic_words
-    )
-    if off_topic or confidence < settings.min_confidence:
+    if refuses(signals, settings):
         closest = tuple(_cite(cands[i], n, float(score[i])) for n, i in enumerate(order[:CLOSEST], 1))
         return _finish(_refusal(question, confidence, closest, signals), articles, used, t0)
 
@@ -278,6 +269,21 @@ def _candidates(hits: Sequence[Hit], articles: Mapping[int, Article]) -> list[_S
             seen.add(key)
             out.append(_Sentence(hit, rank, article, key[1], key[2]))
     return out
+
+
+def refuses(signals: Mapping[str, float], settings: AnswerSettings) -> bool:
+    """Whether the answer step refuses, from its best sentence's signals (also scripts.choose_refusal's rule).
+
+    Two questions to refuse: is the collection about this at all (no passage close in meaning, and the best
+    sentence holds fewer than two of the question's words, IDF-weighted), and does the best sentence answer
+    it (the confidence)? The first catches questions asked of the wrong collection without refusing the news
+    questions whose answers the confidence, fitted on SQuAD, doubts (docs/benchmarks.md)."""
+    off_topic = (
+        settings.off_topic_cosine > 0  # 0 turns the rule off (a cosine can be negative)
+        and signals["passage_cosine"] < settings.off_topic_cosine
+        and signals["words_held"] < settings.off_topic_words
+    )
+    return off_topic or _confidence(signals) < settings.min_confidence
 
 
 def _confidence(signals: Mapping[str, float]) -> float:

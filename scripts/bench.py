@@ -456,8 +456,9 @@ def _targets(res: dict[str, Any]) -> list[str]:
         "halves (94.3 %): this form and its values were chosen on the dev halves (181 settings met the rule "
         "there, 6 with the share), and the test halves looked at after choosing. That choice was made on an AMD "
         "EPYC machine. The int8 model's vectors differ a little from one CPU to another: on an Intel Xeon "
-        "(2026-11-26, answers dumped the same way) the shipped values refuse 95.9 % / 7.8 % on the dev halves, "
-        "and the same rule would choose `off_topic_cosine` 0.56 (dev halves 95.5 / 7.8, all 2,910 "
+        "(2026-11-26) the shipped values refuse 95.9 % / 7.8 % on the dev halves, and the same rule "
+        "(`python -m scripts.choose_refusal --data ../shared/data`, which redoes the choice) would choose "
+        "`off_topic_cosine` 0.56 (dev halves 95.5 / 7.8, all 2,910 "
         "off-collection questions 94.8 %, under the target). The shipped values were kept; that the rule's "
         "choice moves by 0.04 between two CPUs says how thin the off-collection figure's margin is.",
         "",

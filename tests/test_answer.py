@@ -689,3 +689,16 @@ def test_a_negated_auxiliary_does_not_lower_the_overlap_of_the_sentence_that_ans
 def test_the_counted_noun_stops_at_a_negated_auxiliary() -> None:
     expected = facts.expected_fact("How many people didn't vote?")
     assert expected is not None and expected.targets == {lexical.stem("people")}
+
+
+def test_refuses_is_the_decision_compose_takes(embedder: Any) -> None:
+    # scripts/choose_refusal.py applies composer.refuses to dumped signals: it must be what compose decides
+    article = make_article(1, "Flood report\nThirty civilians died in the flood on Tuesday.")
+    far = [dataclasses.replace(h, dense_score=0.3) for h in as_hits(paragraph_chunks(article, first_id=10))]
+    decided = []
+    for answer_settings in (AnswerSettings(min_confidence=0.0), AnswerSettings(min_confidence=0.99), AnswerSettings()):
+        for question in ("Which civilians died?", "Which civilians?"):
+            answer = compose(question, far, {1: article}, embedder, answer_settings)
+            assert composer.refuses(answer.signals, answer_settings) is answer.abstained
+            decided.append(answer.abstained)
+    assert True in decided and False in decided
