@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import os
@@ -25,6 +26,13 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
+def _day(value: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; write it as YYYY-MM-DD") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="articlebot", description="Answers questions about your articles, with citations.")
     p.add_argument("--config", help="settings file (default: config.yaml beside the code, or ARTICLEBOT_CONFIG)")
@@ -43,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print one JSON object per question")
     q.add_argument("-k", type=int, default=None, help="passages to retrieve")
     q.add_argument("--mode", choices=["hybrid", "bm25", "dense"], help="retrieval mode (default: config)")
+    q.add_argument(
+        "--asked-on",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="the day the question is asked (default: today): articles published just before it come first",
+    )
 
     ls = sub.add_parser("list", help="list the articles")
     ls.add_argument("--json", action="store_true")
@@ -113,7 +127,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             continue
         try:
             engine = engine or _engine(settings)
-            answer = engine.ask(question, k=args.k, mode=args.mode)
+            answer = engine.ask(question, k=args.k, mode=args.mode, asked_on=args.asked_on)
         except UserError as exc:
             if args.question != "-":
                 raise

@@ -458,12 +458,20 @@ class Store:
     def chunk_articles(self, ids: Iterable[int]) -> dict[int, int]:
         """The article of each passage id (no text read: cheap for the hundreds of candidates a search
         fuses); ids no longer stored are simply absent."""
+        return self._column_by_id("SELECT id, article_id FROM chunks WHERE id IN ({marks})", ids)
+
+    def published(self, ids: Iterable[int]) -> dict[int, str]:
+        """The publication date (as stored, ISO) of each article id that has one; others are absent."""
+        sql = "SELECT id, published FROM articles WHERE id IN ({marks}) AND published IS NOT NULL"
+        return self._column_by_id(sql, ids)
+
+    def _column_by_id(self, sql: str, ids: Iterable[int]) -> dict[int, Any]:
+        """{id: value} from `sql` (selecting id, value; "{marks}" stands for the ids), in batches."""
         wanted = sorted({int(i) for i in ids})
-        out: dict[int, int] = {}
+        out: dict[int, Any] = {}
         with self._read() as conn:
             for batch in _in_batches(wanted):
-                marks = ",".join("?" * len(batch))
-                out.update(conn.execute(f"SELECT id, article_id FROM chunks WHERE id IN ({marks})", batch))
+                out.update(conn.execute(sql.format(marks=",".join("?" * len(batch))), batch))
         return out
 
     def titles(self) -> tuple[int, list[tuple[int, str]]]:

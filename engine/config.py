@@ -77,6 +77,15 @@ class IndexSettings(_Section):
         "RRF, or a fusion with one list off or empty, ignores it).",
     )
     candidates: int = Field(50, ge=1, le=1000, description="Passages taken from each ranking before fusion.")
+    recency_boost: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Convex fusion of both lists: added to the fused score of a passage whose article was "
+        "published on the day the question is asked (or the day after: time zones), falling linearly to 0 at "
+        "recency_days before it; articles without a date, or dated later, get nothing (0: off).",
+    )
+    recency_days: int = Field(14, ge=0, le=3650, description="How far back recency_boost reaches, in days.")
 
 
 class AnswerSettings(_Section):

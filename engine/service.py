@@ -7,6 +7,7 @@ vectors that is checked at start and whenever another process has written to the
 
 from __future__ import annotations
 
+import datetime
 import functools
 import logging
 import re
@@ -35,11 +36,17 @@ from index.models import Chunk
 from index.retriever import Retriever
 
 log = logging.getLogger(__name__)
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 DB_NAME = "articles.db"
 DENSE_NAME = "dense.faiss"
 Progress = Callable[[int, int], None]
+
+
+def today() -> datetime.date:
+    """The day a question is asked when the caller does not say: today in UTC."""
+    return datetime.datetime.now(datetime.UTC).date()
 
 
 @dataclass(frozen=True)
@@ -358,7 +365,11 @@ class Engine:
 
     # ---- asking ------------------------------------------------------------------------------------
 
-    def ask(self, question: str, *, k: int | None = None, mode: str | None = None) -> Answer:
+    def ask(
+        self, question: str, *, k: int | None = None, mode: str | None = None, asked_on: datetime.date | None = None
+    ) -> Answer:
+        """Answer `question` from the collection. `asked_on` (default: today, UTC) is the day it is asked:
+        articles published in the days before it come first among equals (`index.recency_boost`)."""
         question = " ".join(question.split())
         if not question:
             raise UserError("The question is empty: type a question about the articles.")
@@ -378,7 +389,7 @@ class Engine:
         qvec = self.embedder.encode_query(question)
         t1 = time.perf_counter()
         with self._rw.read():
-            hits = self.retriever.search_with_vector(question, qvec, top_k, mode=mode)
+            hits = self.retriever.search_with_vector(question, qvec, top_k, mode=mode, asked_on=asked_on or today())
         t2 = time.perf_counter()
         articles = self.store.get_many({h.chunk.article_id for h in hits})
         static = self._static_encoder()

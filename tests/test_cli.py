@@ -171,3 +171,10 @@ def test_console_script_end_to_end(tmp_path: Path, sample_path: Path) -> None:
     chat = subprocess.run([exe, "--data-dir", data, "chat"], input=f"{QUESTION}\n/quit\n", capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=300)
     assert chat.returncode == 0 and "36 civilians" in chat.stdout and SAMPLE_QUOTE[:30] in chat.stdout
+
+
+def test_asked_on_must_be_a_date(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--data-dir", str(data_dir), "ask", QUESTION, "--asked-on", "yesterday"])
+    assert exc.value.code == 2
+    assert "'yesterday' is not a date; write it as YYYY-MM-DD" in capsys.readouterr().err

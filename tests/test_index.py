@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import sqlite3
@@ -9,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -564,3 +566,75 @@ def test_title_share_lifts_the_article_its_title_names(tmp_path: Path, embedder:
         assert rrf[0].score == pytest.approx(1 / (60 + bm25_rank) + 1 / (60 + dense_rank))  # titles: convex only
     finally:
         store.close()
+
+
+def test_recency_boost_lifts_the_articles_of_the_days_before_the_question(tmp_path: Path, embedder: Embedder) -> None:
+    store = Store(tmp_path / "articles.db")
+    dense = DenseIndex(embedder.dim)
+    texts = {  # one story in three weeks' news, and an undated copy; the question says "this week" only
+        "2022-06-02": "The central bank raised interest rates by half a point on Wednesday, its governor said.",
+        "2022-06-16": "The central bank raised interest rates by three quarters of a point on Wednesday.",
+        "2022-06-30": "The central bank raised interest rates again on Wednesday, by half a point.",
+        None: "The central bank raised interest rates by a quarter point on Wednesday, the governor said.",
+    }
+    try:
+        ids = {}
+        for published, text in texts.items():
+            chunks = chunk_text(0, text, chunk_words=50, overlap_sentences=0)
+            vecs = embedder.encode([c.text for c in chunks])
+            doc = Document(text=text, title="Rates", source=f"t{published}", published=published)
+            art = store.add_article(doc, text, "t", chunks, vecs)
+            dense.add(np.array([c.id for c in store.article_chunks(art.id)]), vecs)
+            ids[art.id] = published
+        question = "By how much did the central bank raise interest rates this week?"
+
+        def ranked(asked_on: datetime.date | None, **kw: object) -> list[tuple[str | None, float]]:
+            r = Retriever(store, embedder, dense, IndexSettings(**kw))  # type: ignore[arg-type]
+            return [(ids[h.chunk.article_id], h.score) for h in r.search(question, 4, asked_on=asked_on)]
+
+        order = ranked(None, recency_boost=0.3, recency_days=14)
+        assert order[-1][0] == "2022-06-16"  # by the words alone, the week's article comes last
+        plain = dict(order)
+        assert plain == dict(ranked(datetime.date(2022, 6, 17), recency_boost=0.0))  # off: the same scores
+        # Asked a day after the second article: it gets 0.3 x (1 - 1/15); the first, 15 days old, nothing;
+        # the third is dated after the question (a later week), the undated one has no day: nothing either.
+        lifted = ranked(datetime.date(2022, 6, 17), recency_boost=0.3, recency_days=14)
+        assert lifted[0][0] == "2022-06-16"
+        after = dict(lifted)
+        assert after["2022-06-16"] == pytest.approx(plain["2022-06-16"] + 0.3 * (1 - 1 / 15))
+        for other in ("2022-06-02", "2022-06-30", None):
+            assert after[other] == pytest.approx(plain[other])
+        # Published the day after the question (time zones) counts as that day; the boost fades with age.
+        assert dict(ranked(datetime.date(2022, 6, 29), recency_boost=0.3, recency_days=14))["2022-06-30"] == (
+            pytest.approx(plain["2022-06-30"] + 0.3)
+        )
+        week_old = dict(ranked(datetime.date(2022, 6, 23), recency_boost=0.3, recency_days=14))
+        assert week_old["2022-06-16"] == pytest.approx(plain["2022-06-16"] + 0.3 * (1 - 7 / 15))
+        # RRF scores are on another scale: the boost is for convex fusion only.
+        rrf = ranked(datetime.date(2022, 6, 17), fusion="rrf", recency_boost=0.3)
+        assert max(score for _, score in rrf) < 0.1
+    finally:
+        store.close()
+
+
+def test_the_answer_comes_from_the_news_of_the_day_asked(make_engine: Any) -> None:
+    engine = make_engine()
+    try:
+        stories = {  # the same sentence but for the figure: the words cannot tell them apart
+            "2022-06-02": "The central bank raised its key interest rate by 0.5 points on Wednesday.",
+            "2022-06-16": "The central bank raised its key interest rate by 0.75 points on Wednesday.",
+        }
+        for day, text in stories.items():
+            doc = Document(text=text, title="Central bank raises rates", source=f"news:{day}", published=day)
+            assert engine.add_documents([doc], added_by="test")[0].ok
+        question = "By how much did the central bank raise its interest rate this week?"
+        answers = {day: engine.ask(question, asked_on=datetime.date.fromisoformat(day)).text for day in stories}
+        assert answers == {"2022-06-02": "0.5 points [1].", "2022-06-16": "0.75 points [1]."}
+        # Asked today (the default), years later: no article is recent, and the words decide.
+        plain = make_engine(index={"recency_boost": 0.0})
+        try:
+            assert engine.ask(question).citations[0].quote == plain.ask(question).citations[0].quote
+        finally:
+            plain.store.close()
+    finally:
+        engine.store.close()

@@ -7,6 +7,7 @@ bounded; a failure prints the tail of the bot's log.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import random
 import re
@@ -31,6 +32,8 @@ RATE = 20
 PAGE = 5
 WAIT = 60.0
 SLOW = 240.0  # ingest and reindex of the big article on a busy 2-core machine
+RATES = {"2022-06-02": "0.5", "2022-06-16": "0.75"}  # day published -> the figure that day's article gives
+RATES_FILLER = "The bank's governor said inflation was still too high and that the bank would act again if needed."
 BIG_WORDS = 80_000  # ~250 passages: embedding them outlasts a question's answer on a fast CPU too
 
 
@@ -40,9 +43,17 @@ class User:
     def __init__(self, api: BotApiEmulator, user_id: int, chat_id: int | None = None):
         self.api, self.id, self.chat = api, user_id, chat_id if chat_id is not None else user_id
 
-    def say(self, text: str, *, expect: int = 1, reply_to: int | None = None, timeout: float = WAIT) -> list[Sent]:
+    def say(
+        self,
+        text: str,
+        *,
+        expect: int = 1,
+        reply_to: int | None = None,
+        timeout: float = WAIT,
+        date: int | None = None,
+    ) -> list[Sent]:
         mark = self.api.mark(self.chat)
-        self.api.send_text(self.chat, self.id, text, reply_to=reply_to)
+        self.api.send_text(self.chat, self.id, text, reply_to=reply_to, date=date)
         return self.api.wait_messages(self.chat, expect, after=mark, timeout=timeout)
 
     def send_file(
@@ -186,17 +197,26 @@ def web() -> Iterator[str]:
         f"the harbour office said on Tuesday, after complaints from commuters about crowded boats.</p>"
         for n in range(2, 9)
     )
-    page = (
-        "<html><head><title>Skerry ferry adds winter crossings</title></head><body><article>"
-        f"<h1>Skerry ferry adds winter crossings</h1>{paragraphs}</article></body></html>"
-    ).encode()
+    pages = {
+        "/news/ferry.html": (
+            "<html><head><title>Skerry ferry adds winter crossings</title></head><body><article>"
+            f"<h1>Skerry ferry adds winter crossings</h1>{paragraphs}</article></body></html>"
+        ).encode()
+    }
+    for day, points in RATES.items():  # one story in two weeks' news, told in the same words
+        pages[f"/news/rates-{day}.html"] = (
+            f'<html><head><title>Brannock central bank raises rates</title><meta property="article:published_time" '
+            f'content="{day}T09:00:00Z"></head><body><article><h1>Brannock central bank raises rates</h1>'
+            f"<p>The Brannock central bank raised its key interest rate by {points} points on Wednesday.</p>"
+            f"<p>{RATES_FILLER}</p></article></body></html>"
+        ).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            found = self.path == "/news/ferry.html"
+            found = self.path in pages
             self.send_response(200 if found else 404)
             self.send_header("Content-Type", "text/html; charset=utf-8")
-            body = page if found else b"<html><body>Not found</body></html>"
+            body = pages[self.path] if found else b"<html><body>Not found</body></html>"
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -224,6 +244,18 @@ def test_add_by_url_and_a_dead_link(api: BotApiEmulator, sample: Sent, web: str)
     assert again.text.startswith("I already have that one: #")
     [dead] = user.say(f"/add {web}/news/gone.html")
     assert dead.text.startswith("Could not add it:") and "404" in dead.text, dead.text
+
+
+def test_a_question_meets_the_news_of_the_day_it_is_asked(api: BotApiEmulator, sample: Sent, web: str) -> None:
+    user = User(api, 2009)
+    for day in RATES:
+        [added] = user.say(f"/add {web}/news/rates-{day}.html")
+        assert added.text.startswith("Added article #"), added.text
+    question = "By how much did the Brannock central bank raise its interest rate this week?"
+    for day, points in RATES.items():  # the message's own date, as Telegram sends it, is the day asked
+        sent = int(datetime.datetime.fromisoformat(f"{day}T18:00:00+00:00").timestamp())
+        [reply] = user.say(question, date=sent)
+        assert reply.text.startswith(f"{points} points"), (day, reply.text)
 
 
 # ---- roles --------------------------------------------------------------------------------------

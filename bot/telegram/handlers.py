@@ -131,7 +131,9 @@ async def answer_question(update: Update, context: BotContext, question: str, co
     chat = update.effective_chat
     assert chat is not None
     async with typing(context, chat.id):
-        answer = await asyncio.to_thread(context.engine.ask, question)
+        # the day the message was sent (Telegram's clock, UTC): the articles of the days before it come first
+        sent = update.effective_message.date if update.effective_message else None
+        answer = await asyncio.to_thread(context.engine.ask, question, asked_on=sent.date() if sent else None)
     await send(update, fmt.answer_messages(answer), fmt.answer_keyboard(answer))
 
 

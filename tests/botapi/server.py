@@ -270,11 +270,15 @@ class BotApiEmulator:
         *,
         reply_to: int | None = None,
         first_name: str | None = None,
+        date: int | None = None,
     ) -> int:
-        """A user types `text` in a chat (private: chat_id == user_id; groups: negative ids)."""
+        """A user types `text` in a chat (private: chat_id == user_id; groups: negative ids), now or at
+        `date` (Unix time: a message that waited in the queue)."""
         with self._cond:
             chat = self._chat(chat_id)
             fields: JSON = {"text": text}
+            if date is not None:
+                fields["date"] = date
             ents = _entities_for(text)
             if ents:
                 fields["entities"] = ents
