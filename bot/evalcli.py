@@ -23,8 +23,9 @@ def add_eval_parser(sub: Any) -> None:
         help="measure retrieval, answer and abstention quality on a question set",
         description="Ingest the set's articles (cached), ask every question through the bot's engine, and "
         "report recall@1/5/10, support, exact match/F1, abstention and cost. The jsonl format is your own "
-        'questions, one {"question", "answers": [...], "article": title or URL, "answerable": bool} per '
-        "line, asked against the current collection (or --data-dir). The public sets are ingested into a "
+        'questions, one {"question", "answers": [...], "article": title or URL, "answerable": bool, "asked": '
+        '"YYYY-MM-DD"} per line (all but "question" optional; "asked", the day asked, defaults to today), '
+        "asked against the current collection (or --data-dir). The public sets are ingested into a "
         "cache keyed by the data, model, backend and chunking, so a rerun skips the embedding.",
     )
     e.add_argument("questions", help="a JSONL file of your questions, a SQuAD 2.0 .json file, or a RealTimeQA dir")

@@ -7,6 +7,7 @@ and names its gold articles by title or URL in the current collection.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 from collections import Counter
@@ -35,6 +36,7 @@ class Question:
     gold: tuple[str, ...]
     answerable: bool = True
     group: str = ""  # the SQuAD title the question belongs to
+    asked: datetime.date | None = None  # the day it was asked (None: today, as the bot would)
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,18 @@ def _str_list(value: Any) -> tuple[str, ...] | None:
     return None
 
 
+def _iso_day(value: Any) -> datetime.date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def load_jsonl(path: Path) -> EvalSet:
-    """One `{"question", "answers": [...], "article"?, "answerable"?}` per line; blank lines skipped."""
+    """One `{"question", "answers": [...], "article"?, "answerable"?, "asked"?}` per line; blank lines
+    skipped. "asked" is the day the question is asked ("YYYY-MM-DD"; default today)."""
     if path.is_dir():
         raise UserError(f"{path}: is a directory; the jsonl format is one question per line in a file")
     questions = []
@@ -132,6 +144,11 @@ def load_jsonl(path: Path) -> EvalSet:
         answerable = row.get("answerable", bool(answers))
         if not isinstance(answerable, bool):
             raise UserError(f'{where}: "answerable" must be true or false')
+        asked = row.get("asked")
+        if asked is not None:
+            asked = _iso_day(asked)
+            if asked is None:
+                raise UserError(f'{where}: "asked" must be the day the question is asked, as "YYYY-MM-DD"')
         questions.append(
             Question(
                 id=str(row.get("id", n)),
@@ -139,6 +156,7 @@ def load_jsonl(path: Path) -> EvalSet:
                 answers=answers,
                 gold=(article.strip(),) if article else (),
                 answerable=answerable,
+                asked=asked,
             )
         )
     if not questions:
@@ -305,11 +323,27 @@ def load_realtimeqa(directory: Path, split: str = "all") -> EvalSet:
             choices: Sequence[str] = row["choices"]
             answers = tuple(choices[int(i)] for i in row["answer"])
             questions.append(
-                Question(id=row["question_id"], text=row["question_sentence"], answers=answers, gold=tuple(gold))
+                Question(
+                    id=row["question_id"],
+                    text=row["question_sentence"],
+                    answers=answers,
+                    gold=tuple(gold),
+                    asked=_iso_day(_date(row.get("question_date"))),
+                )
             )
     return EvalSet(
         name=directory.name, format="realtimeqa", questions=tuple(questions), documents=tuple(documents), split=split
     )
+
+
+def asked_on_days_of(questions: Sequence[Question], others: Sequence[Question]) -> tuple[Question, ...]:
+    """`questions` asked on the days `others` were, in turn (the i-th on the day of the (i mod n)-th dated
+    one); a question with its own day keeps it. The off-collection check asks a collection's wrong questions
+    on the days its own questions were asked, so that both meet the articles of those days first."""
+    days = [q.asked for q in others if q.asked is not None]
+    if not days:
+        return tuple(questions)
+    return tuple(q if q.asked else replace(q, asked=days[i % len(days)]) for i, q in enumerate(questions))
 
 
 def template_gold(evalset: EvalSet, min_urls: int = 3) -> set[str]:

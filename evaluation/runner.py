@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,9 @@ from pydantic import ValidationError
 from corpus.extract import content_hash
 from engine.config import ROOT, IndexSettings, Settings
 from engine.errors import UserError
-from engine.service import Engine
+from engine.service import Engine, today
 from evaluation import metrics
-from evaluation.datasets import EvalSet, Question
+from evaluation.datasets import EvalSet, Question, asked_on_days_of
 
 # Bump when the cached data dir layout or the loaders' documents change meaning, or the vectors do
 # (2: the ONNX export v2, whose int8 vectors differ from v1's in rounding).
@@ -341,12 +341,15 @@ class Outcome:
         return self.candidate is not None and metrics.contains_answer(self.candidate, self.question.answers)
 
 
-def ranked_with_vector(engine: Engine, question: str, qvec: Any, mode: str | None, depth: int) -> list[int]:
-    """The articles the bot's retriever ranks for a question, best passage first, `depth` of them."""
+def ranked_with_vector(
+    engine: Engine, question: str, qvec: Any, mode: str | None, depth: int, asked_on: date | None = None
+) -> list[int]:
+    """The articles the bot's retriever ranks for a question asked on `asked_on` (default today, as
+    `Engine.ask`), best passage first, `depth` of them."""
     # More passages than articles wanted: several passages of one article collapse into one rank. With
     # k <= index.candidates the first top_k passages are exactly the ones `Engine.ask` answers from.
     k = max(depth * 3, engine.settings.answer.top_k)
-    hits = engine.retriever.search_with_vector(question, qvec, k, mode=mode)
+    hits = engine.retriever.search_with_vector(question, qvec, k, mode=mode, asked_on=asked_on or today())
     return metrics.collapse(h.chunk.article_id for h in hits)[:depth]
 
 
@@ -371,7 +374,7 @@ def ask_all(
     engine = engine or prep.engine
     for q in questions[:WARMUP_QUESTIONS]:
         with contextlib.suppress(UserError):
-            engine.ask(q.text, mode=mode)
+            engine.ask(q.text, mode=mode, asked_on=q.asked)
     texts = [" ".join(q.text.split()) for q in questions]
     ranked_for = [i for i, q in enumerate(questions) if recall and prep.gold_ids(q)]
     vectors = dict(zip(ranked_for, query_vectors(engine, [texts[i] for i in ranked_for]), strict=True))
@@ -381,14 +384,14 @@ def ask_all(
         gold = prep.gold_ids(q)
         t0 = time.perf_counter()
         try:
-            ans = engine.ask(q.text, mode=mode)
+            ans = engine.ask(q.text, mode=mode, asked_on=q.asked)
         except UserError as exc:
             out.append(Outcome(q, gold, (), True, 0.0, "", None, None, 0.0, error=str(exc)))
             continue
         latency = (time.perf_counter() - t0) * 1000
         ranked: tuple[int, ...] = ()
         if i in vectors:
-            ranked = tuple(ranked_with_vector(engine, texts[i], vectors[i], mode, RECALL_DEPTH))
+            ranked = tuple(ranked_with_vector(engine, texts[i], vectors[i], mode, RECALL_DEPTH, q.asked))
         quote = ans.citations[0].quote if ans.citations and not ans.abstained else None
         shown = ans.citations or ans.closest
         out.append(
@@ -435,7 +438,7 @@ def rank_all(
         text = " ".join(q.text.split())
         t0 = time.perf_counter()
         qvec = engine.embedder.encode_query(text) if mode != "bm25" else None
-        ranked = ranked_with_vector(engine, text, qvec, mode, RECALL_DEPTH)
+        ranked = ranked_with_vector(engine, text, qvec, mode, RECALL_DEPTH, q.asked)
         out.append(Ranking(q, gold, tuple(ranked), (time.perf_counter() - t0) * 1000))
     return out
 
@@ -544,7 +547,11 @@ def _round(x: float | None, nd: int = 2) -> float | None:
 def fusion_label(s: IndexSettings) -> str:
     """The hybrid fusion in a few words, e.g. "convex bm25_share=0.3" or "rrf k=60 weights 1.0/1.0"."""
     if s.fusion == "convex":
-        return f"convex bm25_share={s.bm25_share}" + (f" title_share={s.title_share}" if s.title_share else "")
+        return (
+            f"convex bm25_share={s.bm25_share}"
+            + (f" title_share={s.title_share}" if s.title_share else "")
+            + (f" recency_boost={s.recency_boost}/{s.recency_days}d" if s.recency_boost else "")
+        )
     return f"rrf k={s.rrf_k} weights {s.bm25_weight}/{s.dense_weight}"
 
 
@@ -626,7 +633,7 @@ def off_collection(
     so the share refused is the honesty of the refusals."""
     prep = prepare(collection, settings, cache_root=cache_root, progress=progress, log=log)
     try:
-        questions = [q for q in evalset.questions if q.answerable]
+        questions = asked_on_days_of([q for q in evalset.questions if q.answerable], collection.questions)
         outcomes = ask_all(prep, questions, mode=mode, recall=False, log=log)
         return off_collection_report(evalset, collection, prep, outcomes, mode)
     finally:

@@ -135,7 +135,9 @@ def run_news(
     news = datasets.load_realtimeqa(rtqa_dir)
     questions = news.limited(limit).questions
     squad = datasets.load_squad2(squad_path, "all").limited(limit)
-    off_set = datasets.EvalSet("squad2 answerable", "squad2", tuple(q for q in squad.questions if q.answerable))
+    # asked on the days the news questions were (in turn), as they are: the articles of those days come first
+    off_questions = datasets.asked_on_days_of([q for q in squad.questions if q.answerable], news.questions)
+    off_set = datasets.EvalSet("squad2 answerable", "squad2", off_questions)
     prep = runner.prepare(news, settings, cache_root=cache, progress=sys.stderr.isatty(), log=_log)
     out: dict[str, Any] = {"ingest": dataclasses.asdict(prep.ingest), "retrieval": {}, "modes": {}}
     out["off_collection"], out["retrieval_split"] = {}, {}
@@ -156,7 +158,12 @@ def run_news(
             out["modes"][mode] = runner.report(news, prep, outs, settings, mode)
             if mode == settings.index.mode:
                 latencies += [o.latency_ms for o in outs]
-        out["titles"] = _news_titles(prep, news, questions, off_set, settings, dev_ids, template)
+        for key, overrides, label in (
+            ("titles", TITLES, "hybrid with article titles"),
+            ("recency_off", NO_RECENCY, "hybrid without the recency boost"),
+        ):
+            variant = runner.with_index(settings, **overrides)
+            out[key] = _news_variant(prep, news, questions, off_set, variant, dev_ids, template, label)
         out["sentence_latency"] = {}
         for label, changes in SENTENCE_VARIANTS:  # the same questions, one way after the other
             engine = prep.engine_for(runner.with_answer(settings, **changes))
@@ -205,27 +212,27 @@ def _news_splits(rankings: Sequence[runner.Ranking], dev_ids: set[str], template
     }
 
 
-def _news_titles(
+def _news_variant(
     prep: runner.Prepared,
     news: datasets.EvalSet,
     questions: Sequence[datasets.Question],
     off_set: datasets.EvalSet,
-    settings: Settings,
+    variant: Settings,
     dev_ids: set[str],
     template: set[str],
+    label: str,
 ) -> dict[str, Any]:
-    """Hybrid retrieval with article titles in the fusion (TITLES) on the RealTimeQA questions, and what it
-    does to the answers: support, refusals, and the off-collection refusals."""
-    titled = runner.with_index(settings, **TITLES)
-    engine = prep.engine_for(titled)
+    """Hybrid retrieval with other index settings (TITLES, NO_RECENCY) on the RealTimeQA questions, and what
+    it does to the answers: support, refusals, and the off-collection refusals."""
+    engine = prep.engine_for(variant)
     try:
-        _log(f"RealTimeQA: {len(questions)} questions, hybrid with article titles")
+        _log(f"RealTimeQA: {len(questions)} questions, {label}")
         rankings = runner.rank_all(prep, questions, engine=engine, mode="hybrid")
         out: dict[str, Any] = {"retrieval": runner.ranking_report(rankings)}
         out.update(_news_splits(rankings, dev_ids, template))
         outs = runner.ask_all(prep, questions, engine=engine, log=_log)
-        out["answers"] = runner.report(news, prep, outs, titled, None)
-        _, out["off_collection"] = _ask_off_collection(prep, news, off_set, engine, titled, "article titles")
+        out["answers"] = runner.report(news, prep, outs, variant, None)
+        _, out["off_collection"] = _ask_off_collection(prep, news, off_set, engine, variant, label)
     finally:
         engine.store.close()
     return out
@@ -273,6 +280,7 @@ BACKENDS = ("onnx-int8", "torch")
 # Article titles in the convex fusion, as chosen on RealTimeQA's dev weeks (docs/benchmarks.md: Targets);
 # measured beside the shipped setting, which leaves them out.
 TITLES = {"title_share": 0.15, "candidates": 200}
+NO_RECENCY = {"recency_boost": 0.0}  # the shipped fusion without dates, measured beside it
 SENTENCE_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (  # answer.sentence_vectors, answer.rerank_sentences
     ("static, rerank 1", {"sentence_vectors": "static", "rerank_sentences": 1}),
     ("static, rerank 2", {"sentence_vectors": "static", "rerank_sentences": 2}),
@@ -384,6 +392,7 @@ def render(res: dict[str, Any]) -> str:
     lines += ["", "Reproduce:", "", "```", *res["commands"], "```", ""]
     lines += _targets(res)
     lines += _side_by_side(res)
+    lines += _recency(res)
     lines += _titles(res)
     lines += _answers(res)
     lines += _sentence_vectors(res)
@@ -584,6 +593,72 @@ def _side_by_side(res: dict[str, Any]) -> list[str]:
     return out
 
 
+def _news_variant_rows(news: dict[str, Any], key: str) -> list[str]:
+    """Table rows: the shipped settings beside the news variant `key` (run_news), on the news questions."""
+    t = news[key]
+    out = [
+        f"| RealTimeQA article R@1 / R@5 / R@10 ({_get(t, 'retrieval', 'n')}) | "
+        f"{_recall_cell(_get(news, 'retrieval', 'hybrid'))} | {_recall_cell(t['retrieval'])} |"
+    ]
+    for split, name in (("dev", "dev weeks"), ("test", "test weeks"), ("own_text", "gold not a page template")):
+        shipped = _get(news, "retrieval_split", "hybrid", split)
+        out.append(f"| same, {name} ({_get(t, split, 'n')}) | {_recall_cell(shipped)} | {_recall_cell(t.get(split))} |")
+    out.append(
+        "| news retrieval ms, median / p95 | "
+        f"{_ms_cell(_get(news, 'retrieval', 'hybrid'), ('retrieve_ms_median', 'retrieve_ms_p95'))} | "
+        f"{_ms_cell(t['retrieval'], ('retrieve_ms_median', 'retrieve_ms_p95'))} |"
+    )
+    keys = ("ask_ms_median", "ask_ms_p95")
+    out.append(
+        "| `ask` ms on the RealTimeQA questions, median / p95 | "
+        f"{_ms_cell(_get(news, 'modes', 'hybrid', 'cost'), keys)} | {_ms_cell(_get(t, 'answers', 'cost'), keys)} |"
+    )
+    for name, path in (
+        ("RealTimeQA support before abstention", ("answer", "support_before_abstention")),
+        ("RealTimeQA answered with support", ("answer", "support")),
+        ("RealTimeQA refused", ("abstention", "refused")),
+    ):
+        out.append(f"| {name} | {p(_get(news, 'modes', 'hybrid', *path))} | {p(_get(t, 'answers', *path))} |")
+    out.append(
+        "| off-collection refused (SQuAD2 answerable against the news) | "
+        f"{p(_get(news, 'off_collection', 'shipped', 'refused'))} | {p(_get(t, 'off_collection', 'refused'))} |"
+    )
+    return out
+
+
+def _recency(res: dict[str, Any]) -> list[str]:
+    news = res.get("news")
+    if not _get(news, "recency_off"):
+        return []
+    assert news is not None
+    out = [
+        "## The day a question is asked (`index.recency_boost`), side by side",
+        "",
+        "| figure | shipped (`recency_boost: 0.3`, `recency_days: 14`) | `index.recency_boost: 0` |",
+        "|---|---|---|",
+        *_news_variant_rows(news, "recency_off"),
+        "",
+        "A news question asks about the news of its day (\"this week\", \"recently\", often no word at all), "
+        "and a news collection holds the same story from many weeks. Each RealTimeQA question is asked on its "
+        "quiz's date (the bot asks on the day of the message; `articlebot ask --asked-on`; the jsonl format's "
+        "`asked`), and a passage of an article published on that day gets 0.3 added to its fused score, "
+        "fading linearly to 0 at 14 days before it; an article dated later, or without a date, gets nothing, "
+        "so the collection's later weeks are not looked at. The off-collection questions are asked on the "
+        "RealTimeQA questions' days in turn (`datasets.asked_on_days_of`), so they meet those days' articles "
+        "first too. The form and values were chosen on RealTimeQA's dev weeks, retrieval only, by the rule "
+        "written before looking (best R@5, then R@1), offline over boosts 0.05 to 0.5, windows 3 to 14 days, "
+        "a flat or a fading boost, on every question or only those with a time word: 0.3, 14 days, fading, "
+        "every question (dev weeks R@5 92.2 in that grid; 87.4 at best with time words only). The choice read "
+        "the dev weeks only (a first, smaller grid printed the test weeks beside them). SQuAD's paragraphs "
+        "have no dates: none of its figures move. Weighting the boost in "
+        "the answer step's sentence score too was tried on the dev weeks (0.5 to 4 times it): no more "
+        "supported answers, more refusals; not shipped. Convex fusion of both lists only (RRF scores are on "
+        "another scale; the bm25 and dense modes above have no boost).",
+        "",
+    ]
+    return out
+
+
 def _titles(res: dict[str, Any]) -> list[str]:
     sq, news = res.get("squad"), res.get("news")
     if not _get(news, "titles") and not _get(sq, "titles"):
@@ -596,36 +671,7 @@ def _titles(res: dict[str, Any]) -> list[str]:
         "|---|---|---|",
     ]
     if news and news.get("titles"):
-        t = news["titles"]
-        out.append(
-            f"| RealTimeQA article R@1 / R@5 / R@10 ({_get(t, 'retrieval', 'n')}) | "
-            f"{_recall_cell(_get(news, 'retrieval', 'hybrid'))} | {_recall_cell(t['retrieval'])} |"
-        )
-        for split, name in (("dev", "dev weeks"), ("test", "test weeks"), ("own_text", "gold not a page template")):
-            shipped = _get(news, "retrieval_split", "hybrid", split)
-            out.append(
-                f"| same, {name} ({_get(t, split, 'n')}) | {_recall_cell(shipped)} | {_recall_cell(t.get(split))} |"
-            )
-        out.append(
-            "| news retrieval ms, median / p95 | "
-            f"{_ms_cell(_get(news, 'retrieval', 'hybrid'), ('retrieve_ms_median', 'retrieve_ms_p95'))} | "
-            f"{_ms_cell(t['retrieval'], ('retrieve_ms_median', 'retrieve_ms_p95'))} |"
-        )
-        keys = ("ask_ms_median", "ask_ms_p95")
-        out.append(
-            "| `ask` ms on the RealTimeQA questions, median / p95 | "
-            f"{_ms_cell(_get(news, 'modes', 'hybrid', 'cost'), keys)} | {_ms_cell(_get(t, 'answers', 'cost'), keys)} |"
-        )
-        for name, path in (
-            ("RealTimeQA support before abstention", ("answer", "support_before_abstention")),
-            ("RealTimeQA answered with support", ("answer", "support")),
-            ("RealTimeQA refused", ("abstention", "refused")),
-        ):
-            out.append(f"| {name} | {p(_get(news, 'modes', 'hybrid', *path))} | {p(_get(t, 'answers', *path))} |")
-        out.append(
-            "| off-collection refused (SQuAD2 answerable against the news) | "
-            f"{p(_get(news, 'off_collection', 'shipped', 'refused'))} | {p(_get(t, 'off_collection', 'refused'))} |"
-        )
+        out += _news_variant_rows(news, "titles")
     if sq and sq.get("titles"):
         for split, name in (("test", "test split"), ("dev", "dev split"), ("all", "all 16 titles")):
             out.append(

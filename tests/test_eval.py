@@ -7,6 +7,7 @@ question, the first quote holds the answer, off-topic questions are refused.
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,29 @@ def test_realtimeqa_loader_prefers_gold_text_and_canonical_urls() -> None:
     assert lighthouse.published == "2022-01-01" and lighthouse.byline == "Ann Writer"
     assert "https://news.example.com/2022/01/04/kessel-bakery/index.html" in docs  # utm_source dropped
     assert [q.answers for q in s.questions] == [("Tobias Fenwright",), ("1962",)]
+    assert [q.asked for q in s.questions] == [datetime.date(2022, 1, 6)] * 2  # the quiz's "2022/01/06"
+
+
+def test_questions_carry_the_day_they_are_asked(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text(
+        '{"question": "Who won?", "answers": ["Petro"], "asked": "2022-06-20"}\n'
+        '{"question": "Where?", "answers": []}\n',
+        encoding="utf-8",
+    )
+    dated, undated = datasets.load_jsonl(path).questions
+    assert (dated.asked, undated.asked) == (datetime.date(2022, 6, 20), None)  # None: asked today
+    for bad in ('"20.06.2022"', "20220620", '"2022-13-01"'):
+        path.write_text(f'{{"question": "Who won?", "answers": ["x"], "asked": {bad}}}\n', encoding="utf-8")
+        with pytest.raises(UserError, match=r'line 1: "asked" must be .*YYYY-MM-DD'):
+            datasets.load_jsonl(path)
+    # The off-collection check asks its questions on the collection's question days, in turn; a question
+    # with a day of its own keeps it.
+    news = datasets.load_realtimeqa(RTQA).questions
+    squad = [q for q in datasets.load_squad2(SQUAD).questions if q.answerable][:3]
+    days = [q.asked for q in datasets.asked_on_days_of([*squad, dated], news)]
+    assert days == [datetime.date(2022, 1, 6)] * 3 + [datetime.date(2022, 6, 20)]
+    assert datasets.asked_on_days_of(squad, squad) == tuple(squad)  # no days to take: asked today
 
 
 def test_realtimeqa_split_is_by_week_and_keeps_every_article(tmp_path: Path) -> None:
