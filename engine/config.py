@@ -82,8 +82,9 @@ class IndexSettings(_Section):
         ge=0,
         le=1,
         description="Convex fusion of both lists: added to the fused score of a passage whose article was "
-        "published on the day the question is asked (or the day after: time zones), falling linearly to 0 at "
-        "recency_days before it; articles without a date, or dated later, get nothing (0: off).",
+        "published on the day the question is asked (or the day after: time zones), times "
+        "1 - age / (recency_days + 1) for one published `age` days before it, up to recency_days; older articles, "
+        "those dated later, or without a date get nothing (0: off).",
     )
     recency_days: int = Field(14, ge=0, le=3650, description="How far back recency_boost reaches, in days.")
 

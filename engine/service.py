@@ -369,7 +369,7 @@ class Engine:
         self, question: str, *, k: int | None = None, mode: str | None = None, asked_on: datetime.date | None = None
     ) -> Answer:
         """Answer `question` from the collection. `asked_on` (default: today, UTC) is the day it is asked:
-        articles published in the days before it come first among equals (`index.recency_boost`)."""
+        the passages of articles published in the days before it rank higher (`index.recency_boost`)."""
         question = " ".join(question.split())
         if not question:
             raise UserError("The question is empty: type a question about the articles.")

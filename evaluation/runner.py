@@ -357,7 +357,7 @@ def query_vectors(engine: Engine, texts: Sequence[str]) -> Any:
     """Question vectors in one batch: the model and normalisation `encode_query` uses, computed once per
     run instead of once per question. Equal up to float rounding with a float backend; with onnx-int8 the
     activations are quantised per batch, so a vector can differ a little from the question embedded alone
-    (on RealTimeQA R@5 69.4 this way vs 69.9 in `rank_all`, docs/benchmarks.md)."""
+    (RealTimeQA R@5 69.4 this way vs 69.9 in `rank_all` on an AMD EPYC, before the recency boost)."""
     return engine.embedder.encode(list(texts))
 
 

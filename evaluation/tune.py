@@ -66,8 +66,8 @@ def fusion_grid(
         engine = prep.engine_for(runner.with_index(settings, **overrides))
         try:
             ranked = [
-                runner.ranked_with_vector(engine, t, v, "hybrid", runner.RECALL_DEPTH)
-                for t, v in zip(texts, qvecs, strict=True)
+                runner.ranked_with_vector(engine, t, v, "hybrid", runner.RECALL_DEPTH, q.asked)
+                for q, t, v in zip(qs, texts, qvecs, strict=True)
             ]
         finally:
             engine.store.close()

@@ -173,7 +173,21 @@ def test_console_script_end_to_end(tmp_path: Path, sample_path: Path) -> None:
     assert chat.returncode == 0 and "36 civilians" in chat.stdout and SAMPLE_QUOTE[:30] in chat.stdout
 
 
-def test_asked_on_must_be_a_date(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+def test_asked_on_picks_the_news_of_that_day(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, tmp_path: Path
+) -> None:
+    for day, points in (("2022-06-02", "0.5"), ("2022-06-16", "0.75")):  # one story, two weeks, the same words
+        (tmp_path / f"rates-{day}.html").write_text(
+            f'<html><head><title>Brannock central bank raises rates</title><meta property="article:published_time" '
+            f'content="{day}T09:00:00Z"></head><body><article><p>The Brannock central bank raised its key interest '
+            f"rate by {points} points on Wednesday.</p></article></body></html>",
+            encoding="utf-8",
+        )
+        assert run(capsys, data_dir, "add", str(tmp_path / f"rates-{day}.html"))[0] == 0
+    question = "By how much did the Brannock central bank raise its interest rate this week?"
+    for day, points in (("2022-06-03", "0.5"), ("2022-06-17", "0.75")):
+        code, out, _ = run(capsys, data_dir, "ask", question, "--asked-on", day, "--json")
+        assert code == 0 and json.loads(out)["answer"].startswith(f"{points} points"), (day, out)
     with pytest.raises(SystemExit) as exc:
         main(["--data-dir", str(data_dir), "ask", QUESTION, "--asked-on", "yesterday"])
     assert exc.value.code == 2

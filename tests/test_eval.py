@@ -210,10 +210,10 @@ def test_questions_carry_the_day_they_are_asked(tmp_path: Path) -> None:
             datasets.load_jsonl(path)
     # The off-collection check asks its questions on the collection's question days, in turn; a question
     # with a day of its own keeps it.
-    news = datasets.load_realtimeqa(RTQA).questions
+    june = [Question(f"n{d}", "?", (), (), asked=datetime.date(2022, 6, d)) for d in (16, 23)]
     squad = [q for q in datasets.load_squad2(SQUAD).questions if q.answerable][:3]
-    days = [q.asked for q in datasets.asked_on_days_of([*squad, dated], news)]
-    assert days == [datetime.date(2022, 1, 6)] * 3 + [datetime.date(2022, 6, 20)]
+    days = [q.asked for q in datasets.asked_on_days_of([*squad, dated], [*june, undated])]
+    assert days == [datetime.date(2022, 6, d) for d in (16, 23, 16, 20)]
     assert datasets.asked_on_days_of(squad, squad) == tuple(squad)  # no days to take: asked today
 
 

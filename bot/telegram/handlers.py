@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import html
 import logging
 import re
@@ -131,9 +132,10 @@ async def answer_question(update: Update, context: BotContext, question: str, co
     chat = update.effective_chat
     assert chat is not None
     async with typing(context, chat.id):
-        # the day the message was sent (Telegram's clock, UTC): the articles of the days before it come first
+        # the day the message was sent (Telegram's clock, in UTC like `today()`): its recent articles rank higher
         sent = update.effective_message.date if update.effective_message else None
-        answer = await asyncio.to_thread(context.engine.ask, question, asked_on=sent.date() if sent else None)
+        day = sent.astimezone(datetime.UTC).date() if sent else None
+        answer = await asyncio.to_thread(context.engine.ask, question, asked_on=day)
     await send(update, fmt.answer_messages(answer), fmt.answer_keyboard(answer))
 
 
