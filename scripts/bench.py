@@ -476,9 +476,20 @@ def _targets(res: dict[str, Any]) -> list[str]:
         "settings met it; dev halves 95.5 / 6.8, against 96.2 / 7.8 with the shipped values). Measured offline "
         "on every question afterwards: 95.5 % of the 2,910 off-collection questions refused (2,780; shipped "
         "2,772) and 4.4 % of RealTimeQA (shipped 6.3), but 24.6 % of the SQuAD test split's answerable "
-        "questions refused against their own paragraphs (shipped 20.3; end-to-end 56.5 vs 57.3). It was found "
-        "at the end of a session, after this run; the shipped values stay until a full run measures the "
-        "change.",
+        "questions refused against their own paragraphs (shipped 20.3; end-to-end 56.5 vs 57.3), and, the "
+        "reason it is not shipped, a short question can no longer be answered from a passage that is not close "
+        "in meaning: \"How many civilians reportedly died?\" on the sample article holds 2 of the question's "
+        "words (weighted) in its quote, with a passage cosine of 0.16, and is refused under 3.75 words (15 tests "
+        "of the bot's behaviour failed with it). Its first criterion separated it from the shipped values by one "
+        "RealTimeQA dev question (7 against 8 of 103). The rule needs a bound the data sets do not teach it: "
+        "a question with few content words must stay answerable. `scripts.choose_refusal` now bounds "
+        "`off_topic_words` at 2 (a two-word question whose quote holds both stays answerable); so bounded it "
+        "chooses 0.15 / 0.53 / 2 (59 settings met the rule; dev halves 95.6 / 7.8), which refuses 94.6 % of "
+        "all 2,910 off-collection questions (2,754, measured offline): under the target, so the shipped "
+        "values were kept, as in the run before. Said plainly: on the test halves alone "
+        "(measured offline with this run's code) the shipped values refuse 94.5 % of the off-collection "
+        "questions (SQuAD's test titles; dev titles 96.2) and 4.9 % of RealTimeQA's test weeks, so the "
+        "off-collection figure above meets its target on all 2,910 questions, not on the test half.",
         "",
         "| figure | target | baseline | shipped | tuned | status |",
         "|---|---|---|---|---|---|",
