@@ -525,10 +525,20 @@ def score(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "ask_ms_p95": _round(metrics.percentile(latencies, 95)),
         "ask_ms_p99": _round(metrics.percentile(latencies, 99)),
     }
+    days = sorted(o.question.asked for o in outcomes if o.question.asked is not None)
+    undated = len(outcomes) - len(days)
     return {
         "questions": len(outcomes),
         "answerable": len(answerable),
         "errors": sum(o.error is not None for o in outcomes),
+        # the days asked on (recent articles rank higher): a question without one was asked today
+        "asked": {
+            "first": days[0].isoformat() if days else None,
+            "last": days[-1].isoformat() if days else None,
+            "dated": len(days),
+            "today": today().isoformat() if undated else None,
+            "undated": undated,
+        },
         "retrieval": retrieval,
         "answer": answer,
         "abstention": abstention,
@@ -724,6 +734,11 @@ def format_table(rep: dict[str, Any]) -> str:
     lat = " / ".join(fmt_num(c[k]) for k in ("ask_ms_median", "ask_ms_p95", "ask_ms_p99"))
     rows.append(("cost: ask latency median / p95 / p99 (warm)", f"{lat} ms"))
     rows.append(("cost: peak RSS", f"{fmt_num(c.get('peak_rss_mb'))} MB"))
+    asked = rep.get("asked") or {}
+    days = [f"{asked['first']} to {asked['last']} ({asked['dated']} questions)"] if asked.get("dated") else []
+    days += [f"today, {asked['today']} ({asked['undated']} questions)"] if asked.get("undated") else []
+    if days:
+        rows.append(("asked on (recent articles rank higher)", "; ".join(days)))
     split = f", split {rep['split']}" if rep["format"] == "squad2" else ""
     head = (
         f"{rep['dataset']} ({rep['format']}{split}), mode {s['mode']}: {rep['questions']} questions "

@@ -119,6 +119,8 @@ def test_jsonl_against_the_current_collection(capsys: Any, shared_model: None, t
     assert rep["answer"]["support"] == 1.0
     assert rep["abstention"]["end_to_end"] == 1.0
     assert rep["cost"]["ingest_s"] is None  # nothing was ingested
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()  # the file gives no days: asked today
+    assert rep["asked"] == {"first": None, "last": None, "dated": 0, "today": today, "undated": 6}
 
 
 def test_jsonl_naming_a_missing_article_is_an_error(capsys: Any, shared_model: None, tmp_path: Path) -> None:
@@ -142,6 +144,7 @@ def test_realtimeqa_fixture(capsys: Any, shared_model: None, tmp_path: Path) -> 
     assert rep["answer"]["support"] == 1.0
     assert rep["abstention"]["refused"] == 0.0
     assert "end_to_end" not in rep["abstention"]  # no unanswerable questions in this set
+    assert rep["asked"] == {"first": "2022-01-06", "last": "2022-01-06", "dated": 2, "today": None, "undated": 0}
 
 
 def test_off_collection_questions_are_refused(capsys: Any, shared_model: None, tmp_path: Path) -> None:
