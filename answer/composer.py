@@ -275,9 +275,9 @@ def refuses(signals: Mapping[str, float], settings: AnswerSettings) -> bool:
     """Whether the answer step refuses, from its best sentence's signals (also scripts.choose_refusal's rule).
 
     Two questions to refuse: is the collection about this at all (no passage close in meaning, and the best
-    sentence holds fewer than two of the question's words, IDF-weighted), and does the best sentence answer
-    it (the confidence)? The first catches questions asked of the wrong collection without refusing the news
-    questions whose answers the confidence, fitted on SQuAD, doubts (docs/benchmarks.md)."""
+    sentence holds fewer than `off_topic_words` of the question's words, IDF-weighted), and does the best
+    sentence answer it (the confidence)? The first catches questions asked of the wrong collection without
+    refusing the news questions whose answers the confidence, fitted on SQuAD, doubts (docs/benchmarks.md)."""
     off_topic = (
         settings.off_topic_cosine > 0  # 0 turns the rule off (a cosine can be negative)
         and signals["passage_cosine"] < settings.off_topic_cosine

@@ -27,10 +27,12 @@ def _quiet_libraries() -> None:
 
 
 def _day(value: str) -> datetime.date:
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date; write it as YYYY-MM-DD") from None
+    from corpus.models import iso_day  # light: no model, no store
+
+    day = iso_day(value)
+    if day is None:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; write it as YYYY-MM-DD")
+    return day
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
+
+
+def iso_day(value: object) -> datetime.date | None:
+    """The day a "YYYY-MM-DD" string names (a publication date, the day a question is asked); None for
+    anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ from index.models import Chunk
 from index.retriever import Retriever
 
 log = logging.getLogger(__name__)
-
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 DB_NAME = "articles.db"

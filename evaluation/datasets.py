@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from corpus.models import Document
+from corpus.models import Document, iso_day
 from engine.errors import UserError
 
 Format = Literal["jsonl", "squad2", "realtimeqa"]
@@ -103,15 +103,6 @@ def _str_list(value: Any) -> tuple[str, ...] | None:
     return None
 
 
-def _iso_day(value: Any) -> datetime.date | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError:
-        return None
-
-
 def load_jsonl(path: Path) -> EvalSet:
     """One `{"question", "answers": [...], "article"?, "answerable"?, "asked"?}` per line; blank lines
     skipped. "asked" is the day the question is asked ("YYYY-MM-DD"; default today)."""
@@ -146,7 +137,7 @@ def load_jsonl(path: Path) -> EvalSet:
             raise UserError(f'{where}: "answerable" must be true or false')
         asked = row.get("asked")
         if asked is not None:
-            asked = _iso_day(asked)
+            asked = iso_day(asked)
             if asked is None:
                 raise UserError(f'{where}: "asked" must be the day the question is asked, as "YYYY-MM-DD"')
         questions.append(
@@ -328,7 +319,7 @@ def load_realtimeqa(directory: Path, split: str = "all") -> EvalSet:
                     text=row["question_sentence"],
                     answers=answers,
                     gold=tuple(gold),
-                    asked=_iso_day(_date(row.get("question_date"))),
+                    asked=iso_day(_date(row.get("question_date"))),
                 )
             )
     return EvalSet(

@@ -16,6 +16,7 @@ import threading
 
 import numpy as np
 
+from corpus.models import iso_day
 from corpus.store import Store
 from engine.config import IndexSettings
 from index.bm25 import Bm25
@@ -195,21 +196,13 @@ class Retriever:
         """What `recency_boost` adds to the passages of each candidate article published `age` days before
         `asked_on`: boost x (1 - age / (recency_days + 1)) for 0 <= age <= recency_days (a day later
         counts as 0: time zones). News questions ask about the news of their day ("this week",
-        "recently", or no word at all): in RealTimeQA the gold article is at most a week older than its
-        question, and the same story's older articles rank beside it (docs/benchmarks.md)."""
+        "recently", or no word at all): in RealTimeQA the gold article is 0 to 6 days older than its question
+        (5th to 95th percentile), and the same story's older articles rank beside it (docs/benchmarks.md)."""
         s = self.settings
         out: dict[int, float] = {}
         for article_id, value in self.store.published(set(article_of.values())).items():
-            day = _day(value)
+            day = iso_day(value[:10])  # a date, or the date of a timestamp
             age = (asked_on - day).days if day else None
             if age is not None and -1 <= age <= s.recency_days:
                 out[article_id] = s.recency_boost * (1.0 - max(age, 0) / (s.recency_days + 1))
         return out
-
-
-def _day(value: str) -> datetime.date | None:
-    """The date of a stored publication date ("2022-06-12" or an ISO timestamp); None if unreadable."""
-    try:
-        return datetime.date.fromisoformat(value[:10])
-    except ValueError:
-        return None
