@@ -21,6 +21,17 @@ def is_question(sentence: str) -> bool:
     return _ASKING.search(sentence.rstrip(_TRAILING)) is not None
 
 
+def asking_sentence(question: str) -> str | None:
+    """The sentence that asks, when the question first sets the scene in others ("Gas prices hit a record
+    this week. How much does a gallon cost?"): its last sentence with a question mark, else its last one.
+    None for a question of one sentence."""
+    spans = split_sentences(question)
+    if len(spans) < 2:
+        return None
+    sentences = [question[a:b] for a, b in spans]
+    return next((s for s in reversed(sentences) if is_question(s)), sentences[-1])
+
+
 def quote_spans(text: str, max_chars: int = MAX_QUOTE_CHARS, *, questions: bool = True) -> list[tuple[int, int]]:
     """(start, end) offsets of the sentences of `text`, those over `max_chars` split at a space; without
     `questions`, the sentences that ask (`is_question`, judged on the whole sentence, not its pieces) are left

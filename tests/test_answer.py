@@ -656,6 +656,48 @@ def test_is_question(sentence: str, asks: bool) -> None:
     assert sentences.is_question(sentence) is asks
 
 
+@pytest.mark.parametrize(
+    ("question", "asking"),
+    [
+        ("How many civilians reportedly died?", None),
+        ("Gas prices hit a record this week. How much does a gallon cost?", "How much does a gallon cost?"),
+        ("Prices rose. How much? Answer in dollars.", "How much?"),
+        ("Prices rose in May. Name the state with the highest price", "Name the state with the highest price"),
+    ],
+)
+def test_asking_sentence(question: str, asking: str | None) -> None:
+    assert sentences.asking_sentence(question) == asking
+
+
+SCENE_QUESTION = (
+    "A bipartisan group of senators announced an agreement on gun safety legislation this week, but some major "
+    "reforms were not included in the proposed deal. Which measure did lawmakers leave out?"
+)
+
+
+def ask_scene_question(embedder: Any) -> Answer:
+    story = make_article(
+        1,
+        "Gun deal\nSenators from both parties announced an agreement on gun safety legislation on Sunday.\n"
+        "Lawmakers chose to leave out one measure, a ban on military-style assault weapons.",
+    )
+    hits = as_hits(paragraph_chunks(story, first_id=10))
+    settings = AnswerSettings(min_confidence=0.0, off_topic_cosine=0.0)
+    answer = compose(SCENE_QUESTION, hits, {1: story}, embedder, settings)
+    assert_traceable(answer, {1: story}, hits)
+    return answer
+
+
+def test_a_question_that_sets_the_scene_is_answered_from_what_it_asks(embedder: Any) -> None:
+    assert ask_scene_question(embedder).citations[0].quote.startswith("Lawmakers chose to leave out one measure")
+
+
+def test_unstressed_the_scene_is_quoted(embedder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same story with the asking words weighed as the others: the article's account of the scene wins.
+    monkeypatch.setattr(composer, "W_ASKED", 0.0)
+    assert ask_scene_question(embedder).citations[0].quote.startswith("Senators from both parties")
+
+
 def test_won_is_a_content_word_that_meets_its_other_forms() -> None:
     # "won" once sat among the stop words (a tokenizer's piece of "won't"); this tokenizer keeps "won't" whole.
     terms = lexical.question_terms("Who won the election?")
