@@ -488,7 +488,7 @@ def _targets(res: dict[str, Any]) -> list[str]:
         "all 2,910 off-collection questions (2,754, measured offline): under the target, so the shipped "
         "values were kept, as in the run before. Said plainly: on the test halves alone "
         "(measured offline with this run's code) the shipped values refuse 94.5 % of the off-collection "
-        "questions (SQuAD's test titles; dev titles 96.2) and 4.9 % of RealTimeQA's test weeks, so the "
+        "questions (SQuAD's test titles; dev titles 96.2) and 5.8 % of RealTimeQA's test weeks, so the "
         "off-collection figure above meets its target on all 2,910 questions, not on the test half.",
         "",
         "| figure | target | baseline | shipped | tuned | status |",
