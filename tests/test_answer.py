@@ -663,6 +663,10 @@ def test_is_question(sentence: str, asks: bool) -> None:
         ("Gas prices hit a record this week. How much does a gallon cost?", "How much does a gallon cost?"),
         ("Prices rose. How much? Answer in dollars.", "How much?"),
         ("Prices rose in May. Name the state with the highest price", "Name the state with the highest price"),
+        ("  Prices rose.   Who paid?  ", "Who paid?"),
+        # full-width marks: "Prices rose. Who paid?"
+        ("\u4ef7\u683c\u4e0a\u6da8\u4e86\u3002\u8c01\u4ed8\u7684\u94b1\uff1f", "\u8c01\u4ed8\u7684\u94b1\uff1f"),
+        ("", None),
     ],
 )
 def test_asking_sentence(question: str, asking: str | None) -> None:
@@ -676,6 +680,7 @@ SCENE_QUESTION = (
 
 
 def ask_scene_question(embedder: Any) -> Answer:
+    """A story that tells the question's scene in one sentence and answers what it asks in the next."""
     story = make_article(
         1,
         "Gun deal\nSenators from both parties announced an agreement on gun safety legislation on Sunday.\n"
@@ -690,6 +695,33 @@ def ask_scene_question(embedder: Any) -> Answer:
 
 def test_a_question_that_sets_the_scene_is_answered_from_what_it_asks(embedder: Any) -> None:
     assert ask_scene_question(embedder).citations[0].quote.startswith("Lawmakers chose to leave out one measure")
+
+
+def test_the_scene_adds_no_negation_and_no_stress_to_the_signals(embedder: Any) -> None:
+    # "... were not included in the proposed deal." is the scene: the question asks with no negation, and the
+    # confidence reads the plain word overlap, as for any question.
+    answer = ask_scene_question(embedder)
+    assert answer.signals["negation_missing"] == 0.0
+    terms = lexical.question_terms(SCENE_QUESTION)
+    story = answer.citations[0].quote
+    scene = "Senators from both parties announced an agreement on gun safety legislation on Sunday."
+    weights = lexical.idf(terms, [lexical.all_stems(s) for s in ("Gun deal", scene, story)])  # the candidates
+    plain = lexical.coverage(terms, weights, lexical.all_stems(story))
+    assert answer.signals["lexical"] == pytest.approx(plain)
+
+
+def test_the_engine_answers_a_scene_question_from_what_it_asks(make_engine: Any) -> None:
+    # The shipped path: static sentence vectors and soft coverage besides the word overlap.
+    engine = make_engine()
+    engine.add_text(
+        "Senators from both parties announced an agreement on gun safety legislation on Sunday.\n\n"
+        "Lawmakers chose to leave out one measure, a ban on military-style assault weapons.",
+        title="Gun deal",
+        added_by="test",
+    )
+    answer = engine.ask(SCENE_QUESTION)
+    assert not answer.abstained
+    assert answer.citations[0].quote.startswith("Lawmakers chose to leave out one measure")
 
 
 def test_unstressed_the_scene_is_quoted(embedder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
