@@ -76,7 +76,7 @@ def _ends_sentence(text: str, punct_start: int, punct_end: int, next_start: int)
     token = text[tok_start:punct_start].lstrip(_OPENING)
     low = token.lower()
     next_word = _word_at(text, next_start).lower()
-    if low in _NEVER_ENDS:
+    if low in _NEVER_ENDS or token == "v":  # lowercase "v": versus ("Roe v. Wade"); "Henry V." is an initial below
         return False
     if low in _BEFORE_NUMBER and text[next_start].isdigit():
         return False

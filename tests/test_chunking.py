@@ -57,6 +57,10 @@ def sentences(text: str) -> list[str]:
             "Acme Corp. said profits rose. They fell later.",
             ["Acme Corp. said profits rose.", "They fell later."],
         ),
+        (
+            "The court overturned Roe v. Wade in June. It was the play of Henry V. The crowd left.",
+            ["The court overturned Roe v. Wade in June.", "It was the play of Henry V.", "The crowd left."],
+        ),
     ],
 )
 def test_sentence_rules_for_news_text(text: str, expected: list[str]) -> None:
