@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from corpus.models import iso_day
 from engine.config import Settings, load_settings
 from engine.errors import UserError
 
@@ -27,8 +28,6 @@ def _quiet_libraries() -> None:
 
 
 def _day(value: str) -> datetime.date:
-    from corpus.models import iso_day  # light: no model, no store
-
     day = iso_day(value)
     if day is None:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date; write it as YYYY-MM-DD")

@@ -98,7 +98,7 @@ def ask_dev(data: Path, log: runner.Log) -> list[Asked]:
     squad_path = data / "squad2-dev-half" / "dev-v2.0.json"
     squad_dev = datasets.load_squad2(squad_path, "dev").questions
     news_dev = datasets.load_realtimeqa(data / "realtimeqa-2022", "dev").questions
-    news_all = datasets.load_realtimeqa(data / "realtimeqa-2022").questions
+    news = datasets.load_realtimeqa(data / "realtimeqa-2022")
 
     def asked(prep: runner.Prepared, questions: Sequence[datasets.Question], kind: str) -> list[Asked]:
         log(f"{kind}: {len(questions)} questions")
@@ -112,10 +112,10 @@ def ask_dev(data: Path, log: runner.Log) -> list[Asked]:
         out += asked(prep, squad_dev, "squad")
     finally:
         prep.close()
-    prep = runner.prepare(datasets.load_realtimeqa(data / "realtimeqa-2022"), settings, log=log)
+    prep = runner.prepare(news, settings, log=log)
     try:
         # on the days the news questions were asked (in turn): the days `make bench` gives these questions
-        out += asked(prep, datasets.asked_on_days_of([q for q in squad_dev if q.answerable], news_all), "off")
+        out += asked(prep, datasets.asked_on_days_of([q for q in squad_dev if q.answerable], news.questions), "off")
         out += asked(prep, news_dev, "news")
     finally:
         prep.close()

@@ -677,15 +677,13 @@ SCENE_QUESTION = (
     "A bipartisan group of senators announced an agreement on gun safety legislation this week, but some major "
     "reforms were not included in the proposed deal. Which measure did lawmakers leave out?"
 )
+SCENE = "Senators from both parties announced an agreement on gun safety legislation on Sunday."
+LEFT_OUT = "Lawmakers chose to leave out one measure, a ban on military-style assault weapons."
 
 
 def ask_scene_question(embedder: Any) -> Answer:
     """A story that tells the question's scene in one sentence and answers what it asks in the next."""
-    story = make_article(
-        1,
-        "Gun deal\nSenators from both parties announced an agreement on gun safety legislation on Sunday.\n"
-        "Lawmakers chose to leave out one measure, a ban on military-style assault weapons.",
-    )
+    story = make_article(1, f"Gun deal\n{SCENE}\n{LEFT_OUT}")
     hits = as_hits(paragraph_chunks(story, first_id=10))
     settings = AnswerSettings(min_confidence=0.0, off_topic_cosine=0.0)
     answer = compose(SCENE_QUESTION, hits, {1: story}, embedder, settings)
@@ -694,7 +692,7 @@ def ask_scene_question(embedder: Any) -> Answer:
 
 
 def test_a_question_that_sets_the_scene_is_answered_from_what_it_asks(embedder: Any) -> None:
-    assert ask_scene_question(embedder).citations[0].quote.startswith("Lawmakers chose to leave out one measure")
+    assert ask_scene_question(embedder).citations[0].quote == LEFT_OUT
 
 
 def test_the_scene_adds_no_negation_and_no_stress_to_the_signals(embedder: Any) -> None:
@@ -703,31 +701,24 @@ def test_the_scene_adds_no_negation_and_no_stress_to_the_signals(embedder: Any) 
     answer = ask_scene_question(embedder)
     assert answer.signals["negation_missing"] == 0.0
     terms = lexical.question_terms(SCENE_QUESTION)
-    story = answer.citations[0].quote
-    scene = "Senators from both parties announced an agreement on gun safety legislation on Sunday."
-    weights = lexical.idf(terms, [lexical.all_stems(s) for s in ("Gun deal", scene, story)])  # the candidates
-    plain = lexical.coverage(terms, weights, lexical.all_stems(story))
+    assert answer.citations[0].quote == LEFT_OUT
+    weights = lexical.idf(terms, [lexical.all_stems(s) for s in ("Gun deal", SCENE, LEFT_OUT)])  # the candidates
+    plain = lexical.coverage(terms, weights, lexical.all_stems(LEFT_OUT))
     assert answer.signals["lexical"] == pytest.approx(plain)
 
 
 def test_the_engine_answers_a_scene_question_from_what_it_asks(make_engine: Any) -> None:
     # The shipped path: static sentence vectors and soft coverage besides the word overlap.
     engine = make_engine()
-    engine.add_text(
-        "Senators from both parties announced an agreement on gun safety legislation on Sunday.\n\n"
-        "Lawmakers chose to leave out one measure, a ban on military-style assault weapons.",
-        title="Gun deal",
-        added_by="test",
-    )
+    engine.add_text(f"{SCENE}\n\n{LEFT_OUT}", title="Gun deal", added_by="test")
     answer = engine.ask(SCENE_QUESTION)
-    assert not answer.abstained
-    assert answer.citations[0].quote.startswith("Lawmakers chose to leave out one measure")
+    assert not answer.abstained and answer.citations[0].quote == LEFT_OUT
 
 
 def test_unstressed_the_scene_is_quoted(embedder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # The same story with the asking words weighed as the others: the article's account of the scene wins.
     monkeypatch.setattr(composer, "W_ASKED", 0.0)
-    assert ask_scene_question(embedder).citations[0].quote.startswith("Senators from both parties")
+    assert ask_scene_question(embedder).citations[0].quote == SCENE
 
 
 def test_won_is_a_content_word_that_meets_its_other_forms() -> None:
