@@ -91,4 +91,9 @@ def article_json(a: Article) -> dict[str, Any]:
 
 
 def article_line(a: Article) -> str:
-    return f"#{a.id:<4} {source_line(a)}  ({a.passages} passages)"
+    return f"#{a.id:<4} {source_line(a)}  ({plural(a.passages, 'passage')})"
+
+
+def plural(n: int, noun: str) -> str:
+    """ "1 passage", "3 passages"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -130,6 +130,11 @@ class AnswerSettings(_Section):
     max_question_chars: int = Field(1000, ge=1, description="Longest question accepted.")
 
 
+# The user ids Telegram gives a message sent as a group or a channel (an anonymous admin, a channel's post
+# in its discussion group): GroupAnonymousBot, Channel_Bot, "Telegram". Shared by everyone who posts that way.
+TELEGRAM_SHARED_SENDERS = frozenset({1087968824, 136817688, 777000})
+
+
 class TelegramSettings(_Section):
     base_url: str | None = Field(None, description="Bot API base URL (self-hosted server); env TELEGRAM_BASE_URL.")
     base_file_url: str | None = Field(None, description="Bot API file URL; env TELEGRAM_BASE_FILE_URL.")
@@ -145,6 +150,17 @@ class TelegramSettings(_Section):
     admin_chat_id: int | None = Field(None, description="Chat that receives error reports, if set.")
     list_page_size: int = Field(10, ge=1, le=50, description="Articles per /list page.")
     poll_timeout_s: int = Field(30, ge=0, le=120, description="Long-polling timeout.")
+
+    @field_validator("admins", "add_allowlist")
+    @classmethod
+    def _people(cls, v: list[int]) -> list[int]:
+        shared = sorted(set(v) & TELEGRAM_SHARED_SENDERS)
+        if shared:
+            raise ValueError(
+                f"{shared[0]} is the id Telegram gives every message sent as a group or channel (anonymous "
+                "admins), not one person's"
+            )
+        return v
 
 
 class Settings(_Section):

@@ -7,10 +7,12 @@ bounded; a failure prints the tail of the bot's log.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -399,6 +401,112 @@ def test_group_document_needs_the_add_caption(api: BotApiEmulator, sample: Sent)
         "tides.md", b"# Tide tables\n\nHigh tide at Skerry Island is at 06:12 on Mondays.", caption="/add"
     )
     assert reply.text.startswith("Added article #") and "Tide tables" in reply.text
+
+
+def test_a_question_deleted_before_its_answer_still_gets_it(api: BotApiEmulator, sample: Sent) -> None:
+    group = -1004005
+    mark = api.mark(group)
+    api.send_text(group, 4005, f"/ask {QUESTION}", deleted=True)  # Telegram refuses a reply to it
+    [reply] = api.wait_messages(group, 1, after=mark)
+    answered_36(reply)
+    assert reply.reply_to is None
+
+
+def test_anonymous_admins_are_each_their_group_and_never_bot_admins(api: BotApiEmulator, sample: Sent) -> None:
+    first, second = -1004006, -1004007
+    mark = api.mark(first)
+    for _ in range(RATE):  # the first group's whole allowance
+        api.send_text(first, 0, "/help", as_chat=True)
+    api.wait_messages(first, RATE, after=mark)
+    mark = api.mark(second)
+    api.send_text(second, 0, "/help", as_chat=True)
+    [other_group] = api.wait_messages(second, 1, after=mark)
+    assert "mention me" in other_group.text, other_group.text  # not the first group's "slow down"
+    mark = api.mark(second)
+    api.send_text(second, 0, "/remove 1", as_chat=True)
+    [refused] = api.wait_messages(second, 1, after=mark)
+    assert refused.text.startswith("Sorry, /remove needs your own account"), refused.text
+    [listing] = User(api, ADMIN).say("/list")
+    assert "#1 " in listing.text  # nothing was removed
+
+
+def test_numbers_are_ascii_digits(api: BotApiEmulator, sample: Sent) -> None:
+    user, admin = User(api, 6005), User(api, ADMIN)
+    reports = api.mark(ADMIN_CHAT)
+    [listing] = user.say("/list \u00b2")  # "²" is a digit to str.isdigit, not to int()
+    assert re.match(r"Articles? 1\b", listing.text), listing.text
+    [usage] = admin.say("/remove \u2460")
+    assert usage.text.startswith("Send /remove with the article's number"), usage.text
+    assert wait_quiet(api, ADMIN_CHAT, 1.0) == reports, "an error report was sent"
+
+
+def test_pictures_and_nameless_files(api: BotApiEmulator, sample: Sent) -> None:
+    user = User(api, 6006)
+    mark = api.mark(user.chat)
+    api.send_photo(user.chat, user.id, caption="How many civilians died?")
+    [hint] = api.wait_messages(user.chat, 1, after=mark)
+    assert hint.text.startswith("I only read text.") and ".pdf" in hint.text, hint.text
+    mark = api.mark(user.chat)
+    text = b"Lighthouse log\n\nThe Skerry lighthouse keeper logged 14 ships passing on Sunday."
+    api.send_document(user.chat, user.id, None, text, mime_type="text/plain")
+    [added] = api.wait_messages(user.chat, 1, after=mark)
+    assert added.text.startswith("Added article #") and "Lighthouse log" in added.text, added.text
+
+
+class Tarpit:
+    """A loopback server that accepts connections and never answers, until `release` hangs up on them and
+    refuses any more."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.server.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/slow"
+        self.held: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                self.held.append(self.server.accept()[0])
+
+    def release(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.server.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.fixture
+def tarpit() -> Iterator[Tarpit]:
+    pit = Tarpit()
+    try:
+        yield pit
+    finally:
+        pit.release()
+
+
+def test_links_that_never_answer_do_not_hold_questions(api: BotApiEmulator, sample: Sent, tarpit: Tarpit) -> None:
+    url = tarpit.url
+    adders = [User(api, 6100 + n) for n in range(6)]  # as many as asyncio's default threads on 2 cores
+    marks = [api.mark(u.chat) for u in adders]
+    for n, adder in enumerate(adders):
+        api.send_text(adder.chat, adder.id, f"/add {url}?n={n}")
+    api.wait_until(lambda: len(tarpit.held) >= 2, WAIT, "the adds to reach the silent server")
+    [answer] = User(api, 6110).say(QUESTION)
+    answered_36(answer)
+    stuck = [len(api.messages(u.chat)) - m for u, m in zip(adders, marks, strict=True)]
+    assert stuck == [0] * 6, "an add finished before the question: the test proves nothing"
+    tarpit.release()  # it hangs up and refuses more: every add fails at once
+    for adder, mark in zip(adders, marks, strict=True):
+        [failed] = api.wait_messages(adder.chat, 1, after=mark, timeout=SLOW)
+        assert failed.text.startswith("Could not add it:"), failed.text
+    [too_many] = User(api, 6111).say("/add " + " ".join(f"{url}?m={n}" for n in range(11)))
+    assert too_many.text.startswith("That is 11 links; send at most 10 per /add"), too_many.text
 
 
 # ---- bad input ----------------------------------------------------------------------------------

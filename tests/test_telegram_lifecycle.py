@@ -81,3 +81,25 @@ def test_sigterm_finishes_the_article_being_added(webhook_bot: tuple[BotApiEmula
         if close:
             close()
     assert "Traceback" not in proc.log_text(), proc.log_tail()
+
+
+def test_a_rejected_token_is_said_in_one_line_and_never_printed(tmp_path: Path) -> None:
+    """Telegram's own error for a revoked token quotes it; neither the log nor the traceback may."""
+    secret = "123:AAHrevokedSECRETtoken0123456789"
+    with BotApiEmulator() as api:  # it answers 401 Unauthorized to any token but its own, as Telegram does
+        proc = BotProcess(
+            api,
+            write_config(tmp_path / "config.yaml"),
+            tmp_path / "data",
+            tmp_path / "bot.log",
+            env={"TELEGRAM_BOT_TOKEN": secret},
+        )
+        try:
+            code = proc.proc.wait(180)
+        finally:
+            proc.terminate()
+    log = proc.log_text()
+    assert code == 1, log
+    assert "error: Telegram rejected TELEGRAM_BOT_TOKEN (revoked or mistyped)" in log, log
+    assert secret not in log and "AAHrevokedSECRET" not in log, log
+    assert "<token>" in log  # the library's error was logged, redacted

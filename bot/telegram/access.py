@@ -30,6 +30,11 @@ class Access:
             return True
         return self.who_can_add == "allowlist" and user_id in self.add_allowlist
 
+    def can_act_anonymously(self, action: Action) -> bool:
+        """Whether a message sent as a group or channel (no person behind it) may do this: ask, and add when
+        everyone may."""
+        return action == "ask" or (action == "add" and self.who_can_add == "everyone")
+
     def refusal(self, action: Action, user_id: int, chat_id: int, command: str) -> str | None:
         """None when allowed; otherwise the reason, phrased for the user."""
         if self.is_admin(user_id):

@@ -14,9 +14,10 @@ import logging
 import os
 import secrets
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 
 from telegram import BotCommand, BotCommandScopeChat, Update
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes
 
 from bot.telegram import handlers
@@ -29,6 +30,9 @@ from engine.service import Engine
 
 log = logging.getLogger(__name__)
 
+# Adds fetch and embed; two at a time keep the 2-core machine's questions answered while they run (the
+# asyncio default pool, which questions use, is never taken by a slow link).
+ADD_THREADS = 2
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 PUBLIC_COMMANDS = [
     BotCommand("ask", "Ask a question about the articles"),
@@ -54,7 +58,18 @@ class _RedactToken(logging.Filter):
         message = record.getMessage()
         if self.token in message:
             record.msg, record.args = message.replace(self.token, "<token>"), None
+        # A rejected token comes back in the exception's own text ("The token `...` was rejected"): the
+        # traceback is formatted here, redacted, and kept as the text the handler prints.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
         return True
+
+    def redact(self, text: str) -> str:
+        return text.replace(self.token, "<token>")
 
 
 def _token() -> str:
@@ -82,6 +97,7 @@ def build_application(settings: Settings, engine: Engine) -> BotApplication:
         .context_types(ContextTypes(context=BotContext, bot_data=BotData))
         .concurrent_updates(PerChatOrderProcessor())
         .post_init(functools.partial(_post_init, settings=settings, engine=engine))
+        .post_shutdown(_post_shutdown)
     )
     if tg.base_url:
         builder = builder.base_url(tg.base_url)
@@ -98,10 +114,17 @@ async def _post_init(app: BotApplication, *, settings: Settings, engine: Engine)
     data.settings = settings
     data.access = Access(settings.telegram)
     data.limiter = RateLimiter(settings.telegram.rate_limit_per_minute)
+    data.adds = ThreadPoolExecutor(ADD_THREADS, thread_name_prefix="add")
     await register_commands(app, settings)
     for notice in engine.notices:
         log.warning("engine: %s", notice)
     log.info("bot @%s ready: %d articles", app.bot.username, engine.count())
+
+
+async def _post_shutdown(app: BotApplication) -> None:
+    """After every update and task has finished (adds included): let the add threads go."""
+    if app.bot_data.adds is not None:
+        app.bot_data.adds.shutdown(wait=True)
 
 
 async def register_commands(app: BotApplication, settings: Settings) -> None:
@@ -132,6 +155,14 @@ def serve(
     token = _token()
     _protect_logs(token)
     app = build_application(settings, engine)
+    try:
+        _run(app, settings, webhook_url, listen, port)
+    except TelegramError as exc:
+        raise _start_failed(exc, token) from None
+    log.info("bot stopped")
+
+
+def _run(app: BotApplication, settings: Settings, webhook_url: str | None, listen: str, port: int) -> None:
     if webhook_url:
         path = urllib.parse.urlsplit(webhook_url).path.strip("/")
         log.info("starting the bot with a webhook at %s (listening on %s:%d)", webhook_url, listen, port)
@@ -147,4 +178,13 @@ def serve(
     else:
         log.info("starting the bot with long polling")
         app.run_polling(allowed_updates=ALLOWED_UPDATES, timeout=settings.telegram.poll_timeout_s, bootstrap_retries=3)
-    log.info("bot stopped")
+
+
+def _start_failed(exc: TelegramError, token: str) -> UserError:
+    """What `serve` says when the bot cannot start: one line, never the token (Telegram's own message for a
+    rejected token quotes it)."""
+    if isinstance(exc, InvalidToken):
+        return UserError(
+            "Telegram rejected TELEGRAM_BOT_TOKEN (revoked or mistyped): get the current one from @BotFather."
+        )
+    return UserError(f"Could not start the bot: {str(exc).replace(token, '<token>')}")

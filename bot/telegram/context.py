@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.telegram.access import Access, RateLimiter
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from engine.config import Settings
@@ -22,6 +25,7 @@ class BotData:
     settings: Settings | None = None
     access: Access | None = None
     limiter: RateLimiter | None = None
+    adds: ThreadPoolExecutor | None = None  # adds run here, apart from the threads questions are answered on
     reindexing: bool = False
 
 
@@ -30,31 +34,29 @@ class BotContext(CallbackContext[ExtBot[None], dict, dict, BotData]):  # type: i
 
     @property
     def engine(self) -> Engine:
-        engine = self.bot_data.engine
-        if engine is None:
-            raise RuntimeError("the engine is not set: post_init has not run")
-        return engine
+        return _ready(self.bot_data.engine, "the engine")
 
     @property
     def settings(self) -> Settings:
-        settings = self.bot_data.settings
-        if settings is None:
-            raise RuntimeError("the settings are not set: post_init has not run")
-        return settings
+        return _ready(self.bot_data.settings, "the settings")
 
     @property
     def access(self) -> Access:
-        access = self.bot_data.access
-        if access is None:
-            raise RuntimeError("access rules are not set: post_init has not run")
-        return access
+        return _ready(self.bot_data.access, "the access rules")
 
     @property
     def limiter(self) -> RateLimiter:
-        limiter = self.bot_data.limiter
-        if limiter is None:
-            raise RuntimeError("the rate limiter is not set: post_init has not run")
-        return limiter
+        return _ready(self.bot_data.limiter, "the rate limiter")
+
+    @property
+    def adds(self) -> ThreadPoolExecutor:
+        return _ready(self.bot_data.adds, "the add threads")
+
+
+def _ready(service: T | None, what: str) -> T:
+    if service is None:
+        raise RuntimeError(f"{what}: not set, post_init has not run")
+    return service
 
 
 BotApplication = Application[ExtBot[None], BotContext, dict, dict, BotData, None]  # type: ignore[type-arg]

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from answer.models import Answer, Citation
+from bot.render import plural
 from bot.telegram import callbacks
 from corpus.models import Article
 from engine.service import AddResult, ReindexReport, Stats
@@ -196,7 +197,10 @@ def answer_messages(answer: Answer) -> list[str]:
         if answer.closest:
             blocks.append("<i>Closest passages I found. They do not answer the question:</i>")
             blocks.append(
-                "\n".join(f"• <i>{esc(shorten(c.quote, 240))}</i> ({link(c.title, c.url)})" for c in answer.closest)
+                "\n".join(
+                    f"• <i>{esc(shorten(c.quote, 240))}</i> ({link(c.title or 'Untitled', c.url)})"
+                    for c in answer.closest
+                )
             )
         return join_blocks(blocks)
     blocks = [esc(answer.text)]
@@ -230,7 +234,7 @@ def added_message(results: Sequence[AddResult]) -> str:
     for r in results:
         if r.article is not None:
             a = r.article
-            lines.append(f"Added article #{a.id}: <b>{esc(a.title)}</b> ({a.passages} passages).")
+            lines.append(f"Added article #{a.id}: <b>{esc(a.title)}</b> ({plural(a.passages, 'passage')}).")
         elif r.duplicate is not None:
             d = r.duplicate
             lines.append(f"I already have that one: #{d.id} <b>{esc(d.title)}</b>.")
@@ -250,7 +254,7 @@ def list_message(articles: Sequence[Article], page: int, page_size: int, total: 
     lines = [f"<b>Article {first} of {total}</b>" if first == last else f"<b>Articles {first}–{last} of {total}</b>"]
     for a in articles:
         extra = [esc(x) for x in (a.outlet, a.published) if x]
-        extra.append(f"{a.passages} passages")
+        extra.append(plural(a.passages, "passage"))
         lines.append(f"#{a.id} {link(shorten(a.title or 'Untitled', 120), a.url)} · " + " · ".join(extra))
     return "\n".join(lines)
 
@@ -353,6 +357,22 @@ def slow_down(per_minute: int) -> str:
     return (
         f"You're sending messages faster than I can answer them (the limit is {per_minute} a minute). "
         "Please wait a moment; I'll ignore messages until then."
+    )
+
+
+def anonymous_refusal(command: str) -> str:
+    return (
+        f"Sorry, {command} needs your own account, and this message was sent as a group or channel (an "
+        "anonymous admin, or a channel's post). Turn off \u201cRemain anonymous\u201d, or send it to me in a "
+        "private chat."
+    )
+
+
+def not_text(suffixes: frozenset[str] | set[str]) -> str:
+    kinds = " ".join(sorted(set(suffixes) - {".htm"}))
+    return (
+        "I only read text. Ask your question in a message, or add an article: send me the file "
+        f"({kinds}), a link with /add, or /add followed by the text."
     )
 
 

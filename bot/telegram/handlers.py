@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import html
 import logging
 import re
 import time
 import traceback
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from telegram import InlineKeyboardMarkup, Message, MessageEntity, Update
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.telegram import callbacks
@@ -23,14 +25,28 @@ from bot.telegram import format as fmt
 from bot.telegram.access import Action
 from bot.telegram.context import BotContext
 from corpus.extract import SUPPORTED_SUFFIXES
+from engine.config import TELEGRAM_SHARED_SENDERS
 from engine.errors import UserError
 
 log = logging.getLogger(__name__)
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the Bot API serves files up to 20 MB to bots
 PROGRESS_EVERY_S = 2.0
+GROUP_PROGRESS_EVERY_S = 5.0  # Telegram allows a bot about 20 messages a minute in one group
 TYPING_EVERY_S = 4.5
+# One /add fetches its links one after another (up to corpus.fetch_timeout_s each): more than a few in one
+# message is a list to paste over several messages, or a way to keep the bot busy.
+MAX_LINKS_PER_ADD = 10
 _MESSAGES = filters.UpdateType.MESSAGE  # edited messages are not questions asked again
+# What a document without a usable file name is read as, by the type Telegram gives.
+_SUFFIX_OF_MIME = {
+    "text/plain": ".txt",
+    "text/markdown": ".md",
+    "text/html": ".html",
+    "application/pdf": ".pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+}
+T = TypeVar("T")
 
 
 # ---- plumbing --------------------------------------------------------------------------------------
@@ -49,6 +65,7 @@ async def send(update: Update, reply: str | Sequence[str], markup: InlineKeyboar
             reply_markup=markup if i == len(parts) - 1 else None,
             do_quote=None if i == 0 else False,
             disable_web_page_preview=True,
+            allow_sending_without_reply=True,  # the question may be deleted before its answer is ready
         )
     assert sent is not None, "no part to send"
     return sent
@@ -68,13 +85,18 @@ async def admit(update: Update, context: BotContext, action: Action, command: st
     user, chat = update.effective_user, update.effective_chat
     if user is None or chat is None:
         return False
-    verdict = context.limiter.hit(user.id)
+    sender = _sender(update)
+    verdict = context.limiter.hit(sender)
     if verdict != "ok":
-        log.info("rate limited user %s in chat %s (%s)", user.id, chat.id, command)
+        log.info("rate limited sender %s in chat %s (%s)", sender, chat.id, command)
         if verdict == "warn":
             await say(update, fmt.slow_down(context.limiter.per_minute))
         elif update.callback_query is not None:
             await update.callback_query.answer()
+        return False
+    if sender != user.id and not context.access.can_act_anonymously(action):
+        log.info("refused %s to a message sent as chat %s", command, sender)
+        await say(update, fmt.esc(fmt.anonymous_refusal(command)))
         return False
     reason = context.access.refusal(action, user.id, chat.id, command)
     if reason:
@@ -104,6 +126,36 @@ async def typing(context: BotContext, chat_id: int) -> AsyncIterator[None]:
         # Let a call in flight finish rather than abort its connection; never wait long (wait_for cancels).
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(task, 1.0)
+
+
+def _thread(update: Update) -> int | None:
+    """The forum topic the update came from (a message sent to the chat should land there too)."""
+    message = update.effective_message
+    return message.message_thread_id if message is not None and message.is_topic_message else None
+
+
+def _sender(update: Update) -> int:
+    """Who sent it, for rate limits and list buttons: the user, or the group or channel a message was sent as
+    (anonymous admins of every group share one user id; each group is its own sender)."""
+    message = update.effective_message if update.callback_query is None else None
+    user = update.effective_user
+    if message is not None and message.sender_chat is not None:
+        return message.sender_chat.id
+    if user is not None and user.id in TELEGRAM_SHARED_SENDERS and update.effective_chat is not None:
+        return update.effective_chat.id
+    return user.id if user is not None else 0
+
+
+async def _adding(context: BotContext, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run an add on the bot's own small pool of add threads: a link that is slow to answer holds one of
+    them, never a thread that questions are answered on."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(context.adds, functools.partial(fn, *args, **kwargs))
+
+
+def _decimal(text: str) -> int | None:
+    """A positive whole number written with ASCII digits ("²" is a digit to str.isdigit, not to int)."""
+    return int(text) if text.isascii() and text.isdecimal() and int(text) > 0 else None
 
 
 def _added_by(update: Update) -> str:
@@ -194,12 +246,14 @@ async def on_passage(update: Update, context: BotContext) -> None:
     message = query.message
     if isinstance(message, Message) and message.is_accessible:
         for part in parts:
-            await message.reply_html(part, do_quote=True, disable_web_page_preview=True)
+            await message.reply_html(
+                part, do_quote=True, disable_web_page_preview=True, allow_sending_without_reply=True
+            )
     else:  # too old for Telegram to show us: send it to the chat instead
         chat = update.effective_chat
         assert chat is not None
         for part in parts:
-            await context.bot.send_message(chat.id, part, parse_mode=ParseMode.HTML)
+            await context.bot.send_message(chat.id, part, parse_mode=ParseMode.HTML, message_thread_id=_thread(update))
 
 
 # ---- adding ----------------------------------------------------------------------------------------
@@ -225,11 +279,18 @@ async def on_add(update: Update, context: BotContext) -> None:
         )
         return
     tokens = body.split()
+    links = all(_is_url(t) for t in tokens)
+    if links and len(tokens) > MAX_LINKS_PER_ADD:
+        await say(
+            update,
+            f"That is {len(tokens)} links; send at most {MAX_LINKS_PER_ADD} per /add (the rest in another message).",
+        )
+        return
     async with typing(context, chat.id):
-        if all(_is_url(t) for t in tokens):
-            results = await asyncio.to_thread(context.engine.add, tokens, added_by=_added_by(update))
+        if links:
+            results = await _adding(context, context.engine.add, tokens, added_by=_added_by(update))
         else:
-            results = [await asyncio.to_thread(context.engine.add_text, body, added_by=_added_by(update))]
+            results = [await _adding(context, context.engine.add_text, body, added_by=_added_by(update))]
     await send(update, fmt.added_message(results))
 
 
@@ -250,6 +311,9 @@ async def on_document(update: Update, context: BotContext) -> None:
     doc = message.document
     name = doc.file_name or "the file"
     suffix = Path(doc.file_name or "").suffix.lower()
+    if not suffix and doc.mime_type in _SUFFIX_OF_MIME:  # no name, or a name without a suffix: read the type
+        suffix = _SUFFIX_OF_MIME[doc.mime_type]
+        name = f"{Path(doc.file_name or 'document').name}{suffix}"
     if suffix not in SUPPORTED_SUFFIXES:
         kinds = " ".join(sorted(SUPPORTED_SUFFIXES - {".htm"}))
         await say(update, f"Could not add {fmt.esc(name)}: I can only read {kinds} files.")
@@ -274,7 +338,7 @@ async def on_document(update: Update, context: BotContext) -> None:
                 "Please send it again.",
             )
             return
-        result = await asyncio.to_thread(context.engine.add_upload, name, data, added_by=_added_by(update))
+        result = await _adding(context, context.engine.add_upload, name, data, added_by=_added_by(update))
     await send(update, fmt.added_message([result]))
 
 
@@ -294,9 +358,10 @@ async def on_list(update: Update, context: BotContext) -> None:
     assert message is not None and user is not None
     if not await admit(update, context, "ask", "/list"):
         return
-    arg = _command_body(message)
-    page = int(arg) - 1 if arg.isdigit() and int(arg) > 0 else 0
-    text, markup = await _page(context, page, user.id)
+    number = _decimal(_command_body(message))
+    page = number - 1 if number is not None else 0
+    # a list asked for as a group or channel (anonymous admins) can be paged by anyone: owner 0
+    text, markup = await _page(context, page, user.id if _sender(update) == user.id else 0)
     await send(update, text, markup)
 
 
@@ -309,7 +374,7 @@ async def on_list_page(update: Update, context: BotContext) -> None:
         await query.answer("This button is no longer valid.")
         return
     page, owner = parsed
-    if owner != query.from_user.id:
+    if owner not in (0, query.from_user.id):
         await query.answer("These buttons belong to someone else's list. Send /list to get your own.")
         return
     if not await admit(update, context, "ask", "/list"):
@@ -354,6 +419,13 @@ async def on_help(update: Update, context: BotContext) -> None:
     )
 
 
+async def on_not_text(update: Update, context: BotContext) -> None:
+    """A photo, sticker, voice note... in a private chat: say what the bot reads instead of staying silent."""
+    if not await admit(update, context, "ask", "media"):
+        return
+    await say(update, fmt.esc(fmt.not_text(SUPPORTED_SUFFIXES)))
+
+
 async def on_unknown_command(update: Update, context: BotContext) -> None:
     """Commands the bot lacks; ignored when for another bot (/cmd@other) or bare in a group."""
     message, chat = update.effective_message, update.effective_chat
@@ -377,11 +449,11 @@ async def on_remove(update: Update, context: BotContext) -> None:
     assert message is not None
     if not await admit(update, context, "admin", "/remove"):
         return
-    arg = _command_body(message)
-    if not arg.isdigit():
+    number = _decimal(_command_body(message))
+    if number is None:
         await say(update, "Send /remove with the article's number, as /list shows it, e.g. <i>/remove 3</i>.")
         return
-    article = await asyncio.to_thread(context.engine.remove, int(arg))
+    article = await asyncio.to_thread(context.engine.remove, number)
     await send(update, fmt.removed_message(article))
 
 
@@ -409,8 +481,12 @@ async def on_reindex(update: Update, context: BotContext) -> None:
 
 
 async def _reindex(context: BotContext, status: Message) -> None:
+    """Progress is a courtesy: an edit Telegram refuses (flood control, a network hiccup) is skipped and the
+    reindex goes on; the result is always said, as a new message if the status cannot be edited."""
     progress = {"done": 0, "total": 0}
     started = time.monotonic()
+    every = PROGRESS_EVERY_S if status.chat.type == ChatType.PRIVATE else GROUP_PROGRESS_EVERY_S
+    quiet_until = 0.0
 
     def report(done: int, total: int) -> None:  # called from the worker thread
         progress.update(done=done, total=total)
@@ -419,19 +495,45 @@ async def _reindex(context: BotContext, status: Message) -> None:
         job = asyncio.ensure_future(asyncio.to_thread(context.engine.reindex, report))
         shown = status.text_html
         while not job.done():
-            await asyncio.wait({job}, timeout=PROGRESS_EVERY_S)
+            await asyncio.wait({job}, timeout=every)
             text = fmt.reindex_progress(progress["done"], progress["total"], time.monotonic() - started)
-            if not job.done() and text != shown:
-                with contextlib.suppress(BadRequest):
-                    await status.edit_text(text, parse_mode=ParseMode.HTML)
+            if job.done() or text == shown or time.monotonic() < quiet_until:
+                continue
+            try:
+                await status.edit_text(text, parse_mode=ParseMode.HTML)
                 shown = text
+            except RetryAfter as exc:
+                quiet_until = time.monotonic() + _seconds(exc.retry_after)
+            except TelegramError as exc:
+                log.warning("reindex progress not shown: %s", exc)
         try:
             final = fmt.reindex_done(job.result())
         except UserError as exc:
             final = fmt.esc(str(exc))
-        await status.edit_text(final, parse_mode=ParseMode.HTML)
+        await _conclude(context, status, final, max(0.0, quiet_until - time.monotonic()))
     finally:
         context.bot_data.reindexing = False
+
+
+async def _conclude(context: BotContext, status: Message, text: str, wait_s: float) -> None:
+    """Put the result in the status message; if Telegram will not edit it, say it in a new message."""
+    for attempt in range(3):
+        await asyncio.sleep(min(wait_s, 60.0))
+        try:
+            await status.edit_text(text, parse_mode=ParseMode.HTML)
+            return
+        except RetryAfter as exc:
+            wait_s = _seconds(exc.retry_after)
+        except TelegramError as exc:
+            log.warning("reindex result not edited in (attempt %d): %s", attempt + 1, exc)
+            wait_s = 1.0
+    thread = status.message_thread_id if status.is_topic_message else None
+    await context.bot.send_message(status.chat_id, text, parse_mode=ParseMode.HTML, message_thread_id=thread)
+
+
+def _seconds(retry_after: Any) -> float:
+    """RetryAfter.retry_after: seconds, or a timedelta where PTB is told to give one."""
+    return retry_after.total_seconds() if isinstance(retry_after, datetime.timedelta) else float(retry_after)
 
 
 # ---- errors ----------------------------------------------------------------------------------------
@@ -456,10 +558,11 @@ async def on_error(update: object, context: BotContext) -> None:
                 with contextlib.suppress(TelegramError):
                     await update.callback_query.answer("Sorry, something went wrong. It has been logged.")
             elif update.effective_chat is not None:
-                await context.bot.send_message(update.effective_chat.id, fmt.SORRY)
+                await context.bot.send_message(update.effective_chat.id, fmt.SORRY, message_thread_id=_thread(update))
         admin_chat = context.settings.telegram.admin_chat_id if context.bot_data.settings else None
         if admin_chat is not None and error is not None:
             trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            trace = trace.replace(context.bot.token, "<token>")
             where = (
                 f" (chat {update.effective_chat.id})" if isinstance(update, Update) and update.effective_chat else ""
             )
@@ -490,6 +593,11 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(MessageHandler(_MESSAGES & filters.ChatType.PRIVATE & filters.TEXT, on_private_text))
     app.add_handler(MessageHandler(_MESSAGES & filters.ChatType.GROUPS & filters.TEXT, on_group_text))
     app.add_handler(MessageHandler(_MESSAGES & filters.Document.ALL, on_document))
+    media = (
+        filters.PHOTO | filters.Sticker.ALL | filters.VOICE | filters.AUDIO | filters.VIDEO | filters.VIDEO_NOTE
+        | filters.ANIMATION | filters.LOCATION | filters.CONTACT | filters.POLL
+    )
+    app.add_handler(MessageHandler(_MESSAGES & filters.ChatType.PRIVATE & media & ~filters.Document.ALL, on_not_text))
     app.add_handler(CallbackQueryHandler(on_passage, pattern=r"^p:"))
     app.add_handler(CallbackQueryHandler(on_list_page, pattern=r"^l:"))
     app.add_handler(CallbackQueryHandler(on_unknown_button))

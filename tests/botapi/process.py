@@ -49,24 +49,26 @@ class BotProcess:
         *,
         admins: str = "",
         extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ):
         self.api = api
         self.log_path = log_path
-        env = {
+        environ = {
             **os.environ,
             **api.env(),
             "ARTICLEBOT_ADMINS": admins,
             "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
-        env.pop("ARTICLEBOT_CONFIG", None)
-        env.pop("ARTICLEBOT_DATA_DIR", None)
+        environ.pop("ARTICLEBOT_CONFIG", None)
+        environ.pop("ARTICLEBOT_DATA_DIR", None)
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             serve_command(config, data_dir, *extra_args),
             cwd=ROOT,
-            env=env,
+            env=environ,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

@@ -139,6 +139,9 @@ def _entities_for(text: str) -> list[JSON]:
     return found
 
 
+ANONYMOUS_ADMIN = 1087968824  # the user id Telegram gives every message sent as a group (GroupAnonymousBot)
+
+
 def user_json(user_id: int, first_name: str | None = None, username: str | None = None) -> JSON:
     out: JSON = {"id": user_id, "is_bot": False, "first_name": first_name or f"User{user_id}"}
     if username:
@@ -271,12 +274,18 @@ class BotApiEmulator:
         reply_to: int | None = None,
         first_name: str | None = None,
         date: int | None = None,
+        deleted: bool = False,
+        as_chat: bool = False,
     ) -> int:
         """A user types `text` in a chat (private: chat_id == user_id; groups: negative ids), now or at
-        `date` (Unix time: a message that waited in the queue)."""
+        `date` (Unix time: a message that waited in the queue). `deleted`: the message is deleted before the
+        bot can reply to it. `as_chat`: sent as the group itself, as an anonymous admin's messages are (from
+        GroupAnonymousBot, with `sender_chat`)."""
         with self._cond:
             chat = self._chat(chat_id)
             fields: JSON = {"text": text}
+            if as_chat:
+                fields["sender_chat"] = chat.as_json()
             if date is not None:
                 fields["date"] = date
             ents = _entities_for(text)
@@ -284,7 +293,26 @@ class BotApiEmulator:
                 fields["entities"] = ents
             if reply_to is not None:
                 fields["reply_to_message"] = chat.messages[reply_to]
-            msg = self._new_message(chat, user_json(user_id, first_name), **fields)
+            sender = (
+                {"id": ANONYMOUS_ADMIN, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+                if as_chat
+                else user_json(user_id, first_name)
+            )
+            msg = self._new_message(chat, sender, **fields)
+            if deleted:
+                del chat.messages[msg["message_id"]]
+            self._push({"message": msg})
+            return int(msg["message_id"])
+
+    def send_photo(self, chat_id: int, user_id: int, caption: str | None = None) -> int:
+        """A user sends a picture (a 1x1 one: the bot never downloads it)."""
+        with self._cond:
+            chat = self._chat(chat_id)
+            n = next(self._file_ids)
+            fields: JSON = {"photo": [{"file_id": f"PHO{n:06d}", "file_unique_id": f"UP{n}", "width": 1, "height": 1}]}
+            if caption is not None:
+                fields["caption"] = caption
+            msg = self._new_message(chat, user_json(user_id), **fields)
             self._push({"message": msg})
             return int(msg["message_id"])
 
@@ -292,27 +320,25 @@ class BotApiEmulator:
         self,
         chat_id: int,
         user_id: int,
-        filename: str,
+        filename: str | None,
         data: bytes,
         *,
         mime_type: str | None = None,
         caption: str | None = None,
         file_size: int | None = None,
     ) -> int:
-        """A user sends a file; `file_size` may claim a size other than len(data) (a big upload, cheaply)."""
+        """A user sends a file (`filename` None: one without a name); `file_size` may claim a size other than
+        len(data) (a big upload, cheaply)."""
         with self._cond:
             chat = self._chat(chat_id)
             n = next(self._file_ids)
             file_id = f"DOC{n:06d}"
-            suffix = filename.rsplit(".", 1)[-1] if "." in filename else "bin"
+            suffix = filename.rsplit(".", 1)[-1] if filename and "." in filename else "bin"
             size = len(data) if file_size is None else file_size
             self._files[file_id] = (f"documents/file_{n}.{suffix}", data, size)
-            doc: JSON = {
-                "file_id": file_id,
-                "file_unique_id": f"U{file_id}",
-                "file_name": filename,
-                "file_size": size,
-            }
+            doc: JSON = {"file_id": file_id, "file_unique_id": f"U{file_id}", "file_size": size}
+            if filename is not None:
+                doc["file_name"] = filename
             if mime_type:
                 doc["mime_type"] = mime_type
             fields: JSON = {"document": doc}
