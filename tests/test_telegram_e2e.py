@@ -298,6 +298,22 @@ def test_admin_reindex_runs_while_others_are_answered(api: BotApiEmulator, sampl
         assert "already running" in refused.text, refused.text
 
 
+def test_a_status_edit_telegram_refuses_does_not_lose_the_reindex(api: BotApiEmulator, sample: Sent) -> None:
+    admin = User(api, ADMIN)
+    api.fail_next("editMessageText", chat_id=admin.chat)  # a progress edit, or the result's: either is skipped
+    [status] = admin.say("/reindex")
+    done = api.wait_until(
+        lambda: [m for m in api.messages(admin.chat) if m.message_id >= status.message_id and "Reindex done" in m.text],
+        SLOW,
+        "the reindex result",
+    )
+    assert re.match(r"Reindex done: \d+ articles", done[0].text), done[0].text
+    assert not [m for m in api.messages(admin.chat) if m.message_id > status.message_id and m.text.startswith("Sorry")]
+    [again] = admin.say("/reindex")  # the first one is over: a second one starts
+    assert again.text.startswith("Reindexing"), again.text
+    api.wait_until(lambda: api.find(admin.chat, again.message_id).text.startswith("Reindex done"), SLOW, "reindex")
+
+
 def test_admin_removes_an_article(api: BotApiEmulator, sample: Sent) -> None:
     admin = User(api, ADMIN)
     [added] = admin.say("/add Lighthouse keepers\nThe lighthouse on Skerry Island was automated in 1987.")
@@ -582,5 +598,6 @@ def test_bot_called_only_emulated_methods_and_sent_valid_html(api: BotApiEmulato
         ("setMyCommands", "Bad Request: chat not found"),  # admin scope before the admin's first chat
         ("sendMessage", "Internal Server Error: injected fault"),
         ("getFile", "Bad Request: file is temporarily unavailable"),
+        ("editMessageText", "Internal Server Error: injected fault"),
     }
     assert set(api.errors) <= allowed, list(zip(api.errors, api.error_params, strict=True))

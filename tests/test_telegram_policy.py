@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 
 import pytest
+from pydantic import ValidationError
 from telegram import Chat, Message, Update, User
 
 from bot.telegram.access import Access, RateLimiter
@@ -39,6 +40,18 @@ def test_ask_allowlist_admits_listed_users_and_chats() -> None:
     reason = access.refusal("ask", BOB, BOB, "question")
     assert reason and "approved users and chats" in reason
     assert access.refusal("add", BOB, BOB, "/add") == reason  # who may not ask may not add either
+
+
+def test_messages_sent_as_a_group_may_ask_and_add_but_no_admin_command() -> None:
+    everyone = Access(TelegramSettings(who_can_add="everyone"))
+    assert everyone.can_act_anonymously("ask") and everyone.can_act_anonymously("add")
+    assert not everyone.can_act_anonymously("admin")
+    assert not Access(TelegramSettings(who_can_add="admins")).can_act_anonymously("add")
+    for shared in (1087968824, 136817688, 777000):  # GroupAnonymousBot, Channel_Bot, Telegram
+        with pytest.raises(ValidationError, match=f"{shared} is the id Telegram gives every message sent as"):
+            TelegramSettings(admins=[ADMIN, shared])
+        with pytest.raises(ValidationError, match=f"{shared} is the id"):
+            TelegramSettings(add_allowlist=[shared])
 
 
 def test_rate_limit_is_a_sliding_window_with_one_warning() -> None:
