@@ -9,8 +9,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from bot import render
 from corpus.models import iso_day
 from engine.config import Settings, load_settings
 from engine.errors import UserError
@@ -34,23 +35,50 @@ def _day(value: str) -> datetime.date:
     return day
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="articlebot", description="Answers questions about your articles, with citations.")
-    p.add_argument("--config", help="settings file (default: config.yaml beside the code, or ARTICLEBOT_CONFIG)")
-    p.add_argument("--data-dir", help="where the database and index live (or ARTICLEBOT_DATA_DIR)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _positive(value: str) -> int:
+    if not (value.isascii() and value.isdecimal()) or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return int(value)
 
-    a = sub.add_parser("add", help="add articles: URLs, files (.txt .md .html .pdf .docx) or directories")
-    a.add_argument("sources", nargs="+", metavar="URL|PATH")
-    a.add_argument("--title", help="title to use (for a single article)")
+
+def _common(defaults: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name (`articlebot --data-dir D list` and
+    `articlebot list --data-dir D`); after it they override, so their default there is 'not given'."""
+    p = argparse.ArgumentParser(add_help=False)
+    unset: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    p.add_argument(
+        "--config", help="settings file (default: config.yaml beside the code, or ARTICLEBOT_CONFIG)", **unset
+    )
+    p.add_argument("--data-dir", help="where the database and index live (or ARTICLEBOT_DATA_DIR)", **unset)
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens", **unset)
+    return p
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="articlebot",
+        description="Answers questions about your articles, with citations.",
+        parents=[_common(defaults=True)],
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_common(defaults=False)]
+
+    a = sub.add_parser(
+        "add",
+        help="add articles: URLs, files (.txt .md .html .pdf .docx), directories, or '-' for pasted text",
+        parents=common,
+    )
+    a.add_argument("sources", nargs="+", metavar="URL|PATH|-")
+    a.add_argument("--title", help="title to use (for a single article; pasted text: else its first line)")
     a.add_argument("--by", default="cli", help="who added it (recorded with the article)")
     a.add_argument("--if-empty", action="store_true", help="add only when the collection is empty")
 
-    q = sub.add_parser("ask", help="ask a question ('-' reads one question per line from standard input)")
+    q = sub.add_parser(
+        "ask", help="ask a question ('-' reads one question per line from standard input)", parents=common
+    )
     q.add_argument("question")
     q.add_argument("--json", action="store_true", help="print one JSON object per question")
-    q.add_argument("-k", type=int, default=None, help="passages to retrieve")
+    q.add_argument("-k", type=_positive, default=None, help="passages to retrieve")
     q.add_argument("--mode", choices=["hybrid", "bm25", "dense"], help="retrieval mode (default: config)")
     q.add_argument(
         "--asked-on",
@@ -59,24 +87,26 @@ def _parser() -> argparse.ArgumentParser:
         help="the day the question is asked (default: today): articles published just before it come first",
     )
 
-    ls = sub.add_parser("list", help="list the articles")
+    ls = sub.add_parser("list", help="list the articles", parents=common)
     ls.add_argument("--json", action="store_true")
 
-    rm = sub.add_parser("remove", help="remove an article by its number")
+    rm = sub.add_parser("remove", help="remove an article by its number", parents=common)
     rm.add_argument("id", type=int)
 
-    sub.add_parser("reindex", help="re-chunk and re-embed every article (after a model or chunking change)")
-    sub.add_parser("check", help="check that the index agrees with the store and the settings")
-    sub.add_parser("chat", help="console chat on the same engine as the bot")
+    sub.add_parser(
+        "reindex", help="re-chunk and re-embed every article (after a model or chunking change)", parents=common
+    )
+    sub.add_parser("check", help="check that the index agrees with the store and the settings", parents=common)
+    sub.add_parser("chat", help="console chat on the same engine as the bot", parents=common)
 
-    s = sub.add_parser("serve", help="run the Telegram bot (token from TELEGRAM_BOT_TOKEN)")
+    s = sub.add_parser("serve", help="run the Telegram bot (token from TELEGRAM_BOT_TOKEN)", parents=common)
     s.add_argument("--webhook", metavar="URL", help="use a webhook at this public URL instead of long polling")
     s.add_argument("--listen", default="127.0.0.1", help="webhook listen address")
     s.add_argument("--port", type=int, default=8443, help="webhook listen port")
 
     from bot.evalcli import add_eval_parser
 
-    add_eval_parser(sub)
+    add_eval_parser(sub, common)
     return p
 
 
@@ -100,15 +130,24 @@ def _notes(engine: Engine) -> None:
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    pasted = "-" in args.sources
+    if pasted and len(args.sources) > 1:
+        raise UserError("'-' (pasted text from standard input) is added alone: give it no other source.")
+    if args.title and len(args.sources) > 1:
+        raise UserError(f"--title names one article, and {len(args.sources)} sources were given: add them one by one.")
     engine = _engine(settings, progress=sys.stderr.isatty())
     if args.if_empty and engine.count():
         return 0
     failed = False
-    for r in engine.add(args.sources, title=args.title, added_by=args.by):
+    if pasted:
+        results = [engine.add_text(sys.stdin.read(), title=args.title, added_by=args.by)]
+    else:
+        results = engine.add(args.sources, title=args.title, added_by=args.by)
+    for r in results:
         if r.article:
-            print(f"added      #{r.article.id}  {r.article.title}  ({r.article.passages} passages)")
+            print(f"added      #{r.article.id}  {r.article.title}  ({render.plural(r.article.passages, 'passage')})")
         elif r.duplicate:
-            print(f"duplicate  #{r.duplicate.id}  {r.duplicate.title}  (already in the collection: {r.source})")
+            print(f"duplicate  #{r.duplicate.id}  {r.duplicate.title}  ({r.source} is already in the collection)")
         else:
             failed = True
             print(f"error      {r.error}", file=sys.stderr)
@@ -117,8 +156,6 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import render
-
     questions = sys.stdin if args.question == "-" else [args.question]
     engine = None
     failed = False
@@ -148,7 +185,6 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import render
     from corpus.store import Store
     from engine.service import DB_NAME
 
@@ -224,16 +260,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = load_settings(args.config, args.data_dir)
-        if args.command == "eval":
-            from bot.evalcli import cmd_eval
-
-            return cmd_eval(args, settings)
-        return COMMANDS[args.command](args, settings)
+        return _run(args, settings)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader of our output stopped reading (`| head`): not an error to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the flush at exit would fail again
+        return 141  # as a shell reports a command ended by SIGPIPE
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "eval":
+        from bot.evalcli import cmd_eval
+
+        return cmd_eval(args, settings)
+    return COMMANDS[args.command](args, settings)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def _handle(engine: Engine, line: str, stdin: TextIO, say: Callable[[str], None]
 
 def _added(r: AddResult) -> str:
     if r.article:
-        return f"Added #{r.article.id} {r.article.title} ({r.article.passages} passages)."
+        return f"Added #{r.article.id} {r.article.title} ({render.plural(r.article.passages, 'passage')})."
     if r.duplicate:
         return f"Already have it: #{r.duplicate.id} {r.duplicate.title}."
     return f"Could not add it: {r.error}"

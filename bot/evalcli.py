@@ -17,9 +17,10 @@ from engine.errors import UserError
 FORMATS = ("jsonl", "squad2", "realtimeqa")
 
 
-def add_eval_parser(sub: Any) -> None:
+def add_eval_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     e = sub.add_parser(
         "eval",
+        parents=parents,
         help="measure retrieval, answer and abstention quality on a question set",
         description="Ingest the set's articles (cached), ask every question through the bot's engine, and "
         "report recall@1/5/10, support, exact match/F1, abstention and cost. The jsonl format is your own "

@@ -276,9 +276,14 @@ def _decode_text(label: str, data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise UserError(
-            f"{label} is not valid UTF-8 (byte 0x{data[exc.start]:02X} at position {exc.start})"
-        ) from exc
+        # Text saved by Windows programs is often Windows-1252 (a superset of Latin-1): "caf\xe9".
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:
+            raise UserError(
+                f"{label} is neither UTF-8 nor Windows-1252 text (byte 0x{data[exc.start]:02X} at position "
+                f"{exc.start})"
+            ) from exc
 
 
 def _user_text_document(

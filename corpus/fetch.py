@@ -136,7 +136,7 @@ def _parse(url: str, label: str, via: str | None = None) -> httpx.URL:
     if not parsed.scheme:
         raise UserError(f"{where} is not a valid URL (it has no scheme: start it with https://)")
     if parsed.scheme not in ("http", "https"):
-        raise UserError(f"{where} is refused: only http and https links can be fetched, not {parsed.scheme}:")
+        raise UserError(f"{where} is refused: only http and https links can be fetched, not {parsed.scheme} ones")
     if not parsed.raw_host:
         raise UserError(f"{where} is not a valid URL (it has no host)")
     if parsed.port is not None and not 0 < parsed.port < 65536:

@@ -190,7 +190,7 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-ADDED_LINE = re.compile(r"^added\s+#(\d+)\s+(.*?)\s+\(\d+ passages\)$", re.M)
+ADDED_LINE = re.compile(r"^added\s+#(\d+)\s+(.*?)\s+\(\d+ passages?\)$", re.M)
 
 
 def cli_command(*args: str) -> list[str]:

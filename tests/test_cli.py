@@ -129,6 +129,45 @@ def test_remove_unknown_and_usage(capsys: pytest.CaptureFixture[str], data_dir: 
     assert exc.value.code == 2
 
 
+def test_options_after_the_command_and_pasted_text(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Harbour note\nThe crane lifted 36 containers on Monday.\n"))
+    code = main(["add", "-", "--data-dir", str(data_dir)])
+    out, _ = capsys.readouterr()
+    assert code == 0 and out == "added      #1  Harbour note  (1 passage)\n", out
+    code = main(["list", "--json", "--data-dir", str(data_dir)])
+    out, _ = capsys.readouterr()
+    assert code == 0 and [a["title"] for a in json.loads(out)] == ["Harbour note"]
+    code, _, err = run(capsys, data_dir, "add", "--title", "Both", "a.txt", "b.txt")
+    assert code == 1 and "--title names one article, and 2 sources were given" in err
+    code, _, err = run(capsys, data_dir, "add", "-", "a.txt")
+    assert code == 1 and "'-'" in err
+    for k in ("0", "-3", "two"):
+        with pytest.raises(SystemExit) as exc:
+            main(["--data-dir", str(data_dir), "ask", "-k", k, QUESTION])
+        assert exc.value.code == 2
+    assert "is not a whole number of at least 1" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_reading_is_not_an_error(tmp_path: Path) -> None:
+    """`articlebot list | head -1`: the pipe closes before the output is written; no traceback."""
+    data = tmp_path / "d"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "--data-dir", str(data), "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # long before the process has imported what it needs and printed
+    err = proc.stderr.read().decode()
+    assert proc.wait(120) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
 def test_ask_batch_from_stdin(
     capsys: pytest.CaptureFixture[str], data_dir: Path, sample_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

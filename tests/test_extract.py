@@ -271,12 +271,21 @@ def test_unsupported_suffix_lists_the_supported_ones(tmp_path: Path, name: str) 
 
 def test_binary_content_in_a_text_file(tmp_path: Path) -> None:
     path = write(tmp_path / "image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
-    assert refusal(extract_file, path, LIMIT).startswith(f"{path} is not valid UTF-8")
+    assert refusal(extract_file, path, LIMIT).startswith(f"{path} is not valid UTF-8: it contains NUL bytes")
 
 
-def test_text_file_in_another_encoding(tmp_path: Path) -> None:
-    path = write(tmp_path / "latin1.md", "Caf\xe9 au lait".encode("latin-1"))
-    assert refusal(extract_file, path, LIMIT) == f"{path} is not valid UTF-8 (byte 0xE9 at position 3)"
+def test_a_windows_1252_text_file_is_read_as_such(tmp_path: Path) -> None:
+    text = "Caf\xe9 au lait \u2013 \u201cn\xe9e\u201d\n\nIt costs 3\u20ac."
+    path = write(tmp_path / "latin1.md", text.encode("cp1252"))
+    doc = extract_file(path, LIMIT)
+    assert doc.title == "Caf\xe9 au lait \u2013 \u201cn\xe9e\u201d" and "3\u20ac" in doc.text
+
+
+def test_text_file_in_neither_encoding(tmp_path: Path) -> None:
+    path = write(tmp_path / "odd.md", b"Caf\x81 au lait")  # 0x81 is UTF-8's continuation byte, unused in cp1252
+    assert refusal(extract_file, path, LIMIT) == (
+        f"{path} is neither UTF-8 nor Windows-1252 text (byte 0x81 at position 3)"
+    )
 
 
 def test_control_character_in_a_text_file(tmp_path: Path) -> None:

@@ -411,7 +411,7 @@ def test_empty_url() -> None:
 def test_non_http_schemes(url: str) -> None:
     scheme = url.split(":")[0]
     message = refusal(url, PUBLIC, connect=NoConnections())
-    assert message == f"{url} is refused: only http and https links can be fetched, not {scheme}:"
+    assert message == f"{url} is refused: only http and https links can be fetched, not {scheme} ones"
 
 
 # ---------------------------------------------------------------- SSRF guard
@@ -487,7 +487,7 @@ def test_default_settings_refuse_the_local_server_without_a_request(base: str, s
             "an IPv6 address wrapping 127.0.0.1, a loopback address",
         ),
         ("http://localhost:{port}/article", "localhost resolves to 127.0.0.1, a loopback address"),
-        ("file:///etc/passwd", "only http and https links can be fetched, not file:"),
+        ("file:///etc/passwd", "only http and https links can be fetched, not file ones"),
     ],
 )
 def test_redirect_to_a_private_address_is_refused(server: _Server, target: str, reason: str) -> None:
