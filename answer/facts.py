@@ -218,19 +218,21 @@ def expected_fact(question: str) -> Expectation | None:
         r"century|decade|week|season)\b|\bin\s+what\s+year\b"
     ):
         return Expectation(Kind.DATE)
-    if has(
-        r"^(?:from\s+)?where\b|\bwhere\W*$|\b(?:what|which)\s+(?:country|countries|city|cities|town|towns|"
+    m = has(
+        r"^(?:from\s+)?where\b|\bwhere\W*$|\b(?:what|which)\s+(?P<noun>country|countries|city|cities|town|towns|"
         r"region|state|place|province|village|area|continent|location|capital|island|port|county|district"
         r"|neighbou?rhood|street|venue)\b"
-    ):
-        return Expectation(Kind.PLACE)
-    if has(
-        r"^(?:who|whom|whose)\b|\b(?:by|to|with|for|from)\s+whom\b|\bwho\W*$|\b(?:what|which)\s+(?:person|"
+    )
+    if m:
+        return Expectation(Kind.PLACE, _asked_noun(m))
+    m = has(
+        r"^(?:who|whom|whose)\b|\b(?:by|to|with|for|from)\s+whom\b|\bwho\W*$|\b(?:what|which)\s+(?P<noun>person|"
         r"people|man|woman|company|companies|organi[sz]ations?|group|groups|party|parties|team|agency|firm|"
         r"body|minister|official|officials|leader|president|newspaper|outlet|network|broadcaster)\b"
         r"|\bname\s+of\b"
-    ):
-        return Expectation(Kind.PERSON)
+    )
+    if m:
+        return Expectation(Kind.PERSON, _asked_noun(m))
     return None
 
 
@@ -253,6 +255,12 @@ def find_fact(expect: Expectation, sentence: str, question: str) -> Fact | None:
     if kind is Kind.DATE:
         return _best_weighted(ctx, _DATE_RES)
     return _best_name(ctx, place=kind is Kind.PLACE)
+
+
+def _asked_noun(m: re.Match[str]) -> frozenset[str]:
+    """The kind of name asked for ("which street"): a name may end in it ("Elm Street") and still answer."""
+    noun = m.groupdict().get("noun")
+    return frozenset({stem(noun)}) if noun else frozenset()
 
 
 def _targets(rest: str) -> frozenset[str]:
@@ -468,7 +476,7 @@ def _name_spans(ctx: _Context) -> list[tuple[int, int]]:
             # in a word of the question is the question's own subject, not its answer.
             while first <= last and (ctx.asked(first) or _dangling(words[first].group())):
                 first += 1
-            ok = first <= last and not ctx.asked(last)
+            ok = first <= last and (not ctx.asked(last) or ctx.stems[last] in ctx.targets)
             kept.append(
                 (first, last) if ok and any(_is_name(words[j].group()) for j in range(first, last + 1)) else None
             )

@@ -283,6 +283,8 @@ def test_who_is_a_name_is_answered_with_the_sentence_not_another_name(embedder: 
         ("Whose plan ended the war?", "The war ended with Kissinger\u2019s plan in 1973.", "Kissinger"),
         # a name that ends in "'s" keeps it
         ("Where was the burger first sold?", "The burger was first sold at McDonald's.", "McDonald's"),
+        # a name may end in the kind of name asked for ("which street"), not in another word of the question
+        ("On which street will the library be built?", "The Millbrook council builds it on Elm Street.", "Elm Street"),
     ],
 )
 def test_names_without_labels_and_possessives(question: str, sentence: str, lead: str, embedder: Any) -> None:
