@@ -35,7 +35,7 @@ def answer_text(answer: Answer) -> str:
     lines = [answer.text]
     if answer.abstained:
         if answer.closest:
-            lines.append("Closest passages (they do not answer it):")
+            lines.append("Closest passages (I could not tell that they answer it):")
             for c in answer.closest:
                 lines.append(f"  - {_quote(c, '    ')}")
                 lines.append(f"    {source_line(c)}")

@@ -107,7 +107,7 @@ def test_refusal_is_plain_and_shows_no_sources_as_support(closest: list[Citation
     assert not any(e["type"] == "blockquote" for p in parts for e in parse_html(p)[1])
     assert not re.search(r"^\[\d\]", "\n".join(parse_html(p)[0] for p in parts), re.M)  # no numbered sources
     if closest:
-        assert "do not answer the question" in text
+        assert "could not tell that they answer the question" in text
     assert fmt.answer_keyboard(answer) is None
 
 

@@ -195,7 +195,7 @@ def answer_messages(answer: Answer) -> list[str]:
     if answer.abstained or not answer.citations:
         blocks = [esc(REFUSAL)]
         if answer.closest:
-            blocks.append("<i>Closest passages I found. They do not answer the question:</i>")
+            blocks.append("<i>Closest passages I found. I could not tell that they answer the question:</i>")
             blocks.append(
                 "\n".join(
                     f"• <i>{esc(shorten(c.quote, 240))}</i> ({link(c.title or 'Untitled', c.url)})"
