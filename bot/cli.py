@@ -258,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.INFO if args.verbose or args.command == "serve" else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if not args.verbose:  # what the extractors grumble about a file they read anyway ("invalid pdf header")
+        for name in ("pypdf", "trafilatura", "htmldate", "courlan"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     try:
         settings = load_settings(args.config, args.data_dir)
         return _run(args, settings)

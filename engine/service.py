@@ -172,7 +172,7 @@ class Engine:
         removed = remove_temp_files(self.data_dir / DENSE_NAME)
         if removed:
             self.notices.append(f"Removed {len(removed)} temporary file(s) left by an interrupted write.")
-            log.warning("removed temp files left by an interrupted write: %s", ", ".join(removed))
+            log.info("removed temp files left by an interrupted write: %s", ", ".join(removed))
 
     def _reload_dense(self, *, save: bool) -> None:
         """Load the FAISS cache; rebuild it from the stored vectors if it is missing or disagrees."""
@@ -201,7 +201,7 @@ class Engine:
         self._install_dense(dense, generation)
         if reason:
             self.notices.append(f"Repaired the search index: {reason}; rebuilt {len(ids)} passages from the store.")
-            log.warning("index repaired: %s (%d passages)", reason, len(ids))
+            log.info("index repaired: %s (%d passages)", reason, len(ids))
         if save:
             self._save_dense()
 

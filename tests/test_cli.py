@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from engine.service import DENSE_NAME
 from tests.conftest import ROOT, SAMPLE_QUOTE
 
 QUESTION = "How many civilians reportedly died?"
@@ -166,6 +167,25 @@ def test_a_reader_that_stops_reading_is_not_an_error(tmp_path: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(120) == 141, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_a_repaired_index_is_said_once(tmp_path: Path, sample_path: Path) -> None:
+    """The CLI says what the engine repaired as one note, not also as a log line."""
+    data = tmp_path / "d"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", "--data-dir", str(data), *argv],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+        )
+
+    assert cli("add", str(sample_path)).returncode == 0
+    (data / DENSE_NAME).unlink()
+    asked = cli("ask", QUESTION)
+    assert asked.returncode == 0 and asked.stdout.startswith("36 civilians"), asked.stderr
+    assert asked.stderr.count("Repaired the search index") == 1, asked.stderr
+    assert "WARNING" not in asked.stderr, asked.stderr
 
 
 def test_ask_batch_from_stdin(
