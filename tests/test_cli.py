@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,6 +187,20 @@ def test_a_repaired_index_is_said_once(tmp_path: Path, sample_path: Path) -> Non
     assert asked.returncode == 0 and asked.stdout.startswith("36 civilians"), asked.stderr
     assert asked.stderr.count("Repaired the search index") == 1, asked.stderr
     assert "WARNING" not in asked.stderr, asked.stderr
+
+
+def test_console_commands_and_bad_numbers(make_engine: Any) -> None:
+    from bot.console import chat
+
+    engine = make_engine()
+    typed = ["/paste Harbour note", "The crane lifted 36 containers on Monday.", ".", "/remove \u00b2", "/remove 1"]
+    stdin = io.StringIO("\n".join(typed) + "\n")
+    out = io.StringIO()
+    assert chat(engine, stdin, out) == 0
+    text = out.getvalue()
+    assert "Added #1 Harbour note (1 passage)." in text
+    assert "Sorry: Give the article's number after /remove, e.g. /remove 3." in text  # "²" is not a number
+    assert "Removed #1 Harbour note." in text
 
 
 def test_ask_batch_from_stdin(
