@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot import render
+from corpus.extract import decode_text
 from corpus.models import iso_day
 from engine.config import Settings, load_settings
 from engine.errors import UserError
@@ -139,8 +140,9 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     if args.if_empty and engine.count():
         return 0
     failed = False
-    if pasted:
-        results = [engine.add_text(sys.stdin.read(), title=args.title, added_by=args.by)]
+    if pasted:  # read as a file is: the terminal's encoding is no guide to where the text came from
+        text = decode_text("pasted text", sys.stdin.buffer.read())
+        results = [engine.add_text(text, title=args.title, added_by=args.by)]
     else:
         results = engine.add(args.sources, title=args.title, added_by=args.by)
     for r in results:

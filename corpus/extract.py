@@ -193,7 +193,7 @@ def strip_format_controls(text: str) -> str:
 def _extract(label: str, suffix: str, data: bytes, max_bytes: int, fallback_title: str) -> Document:
     if suffix in _TEXT_SUFFIXES:
         return _user_text_document(
-            _decode_text(label, data), None, label, markdown=suffix == ".md", fallback_title=fallback_title
+            decode_text(label, data), None, label, markdown=suffix == ".md", fallback_title=fallback_title
         )
     if suffix in _HTML_SUFFIXES:
         return extract_html(data, None, label)
@@ -264,7 +264,17 @@ def _docx_text(label: str, data: bytes, max_bytes: int) -> tuple[str, str | None
     return text, title or None
 
 
-def _decode_text(label: str, data: bytes) -> str:
+# A byte sequence that is valid UTF-8 for a character beyond ASCII ("é" is C3 A9): a file holding one is UTF-8
+# with a damaged byte, not Windows-1252 text, which spells such pairs ("Ã©") almost never.
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xef][\x80-\xbf]{2}"
+    rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+)
+
+
+def decode_text(label: str, data: bytes) -> str:
+    """The text of a plain-text file or paste: UTF-8 (or UTF-16 with its mark), else Windows-1252, the code
+    page of text saved by Windows programs ("caf\xe9"); UTF-8 with a damaged byte is refused, not misread."""
     for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
         if data.startswith(bom):
             try:
@@ -276,13 +286,15 @@ def _decode_text(label: str, data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        # Text saved by Windows programs is often Windows-1252 (a superset of Latin-1): "caf\xe9".
+        bad = f"byte 0x{data[exc.start]:02X} at position {exc.start}"
+        if _UTF8_MULTIBYTE.search(data):
+            raise UserError(f"{label} is UTF-8 with a damaged byte ({bad})") from exc
         try:
             return data.decode("cp1252")
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as other:
             raise UserError(
-                f"{label} is neither UTF-8 nor Windows-1252 text (byte 0x{data[exc.start]:02X} at position "
-                f"{exc.start})"
+                f"{label} is neither UTF-8 nor Windows-1252 text (byte 0x{data[other.start]:02X} at position "
+                f"{other.start} is in neither)"
             ) from exc
 
 

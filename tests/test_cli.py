@@ -134,7 +134,8 @@ def test_remove_unknown_and_usage(capsys: pytest.CaptureFixture[str], data_dir: 
 def test_options_after_the_command_and_pasted_text(
     capsys: pytest.CaptureFixture[str], data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO("Harbour note\nThe crane lifted 36 containers on Monday.\n"))
+    pasted = "Harbour note\nThe caf\xe9's crane lifted 36 containers on Monday.\n".encode("cp1252")  # not UTF-8
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(pasted), encoding="utf-8"))
     code = main(["add", "-", "--data-dir", str(data_dir)])
     out, _ = capsys.readouterr()
     assert code == 0 and out == "added      #1  Harbour note  (1 passage)\n", out

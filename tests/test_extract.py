@@ -282,10 +282,16 @@ def test_a_windows_1252_text_file_is_read_as_such(tmp_path: Path) -> None:
 
 
 def test_text_file_in_neither_encoding(tmp_path: Path) -> None:
-    path = write(tmp_path / "odd.md", b"Caf\x81 au lait")  # 0x81 is UTF-8's continuation byte, unused in cp1252
+    path = write(tmp_path / "odd.md", b"Caf\xe9 au \x81 lait")  # 0x81 is unused in cp1252
     assert refusal(extract_file, path, LIMIT) == (
-        f"{path} is neither UTF-8 nor Windows-1252 text (byte 0x81 at position 3)"
+        f"{path} is neither UTF-8 nor Windows-1252 text (byte 0x81 at position 8 is in neither)"
     )
+
+
+def test_utf8_with_a_damaged_byte_is_refused_not_misread(tmp_path: Path) -> None:
+    data = "Z\u00fcrich caf\u00e9 \u2014 na\u00efve".encode() + b" \xe9 end"  # one Latin-1 byte in UTF-8 text
+    path = write(tmp_path / "damaged.txt", data)
+    assert refusal(extract_file, path, LIMIT) == f"{path} is UTF-8 with a damaged byte (byte 0xE9 at position 25)"
 
 
 def test_control_character_in_a_text_file(tmp_path: Path) -> None:

@@ -528,7 +528,10 @@ async def _conclude(context: BotContext, status: Message, text: str, wait_s: flo
             log.warning("reindex result not edited in (attempt %d): %s", attempt + 1, exc)
             wait_s = 1.0
     thread = status.message_thread_id if status.is_topic_message else None
-    await context.bot.send_message(status.chat_id, text, parse_mode=ParseMode.HTML, message_thread_id=thread)
+    try:
+        await context.bot.send_message(status.chat_id, text, parse_mode=ParseMode.HTML, message_thread_id=thread)
+    except TelegramError as exc:  # flood control longer than the tries above: the log keeps the result
+        log.error("reindex result not shown in chat %s (%s): %s", status.chat_id, exc, text)
 
 
 def _seconds(retry_after: Any) -> float:
