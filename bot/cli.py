@@ -37,9 +37,10 @@ def _day(value: str) -> datetime.date:
 
 
 def _positive(value: str) -> int:
-    if not (value.isascii() and value.isdecimal()) or int(value) < 1:
+    number = render.positive_number(value)
+    if number is None:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
-    return int(value)
+    return number
 
 
 def _common(defaults: bool) -> argparse.ArgumentParser:

@@ -65,10 +65,10 @@ def _handle(engine: Engine, line: str, stdin: TextIO, say: Callable[[str], None]
             lines.append(raw.rstrip("\n"))
         say(_added(engine.add_text("\n".join(lines), title=rest.strip() or None, added_by="console")))
     elif command == "/remove":
-        number = rest.strip()
-        if not (number.isascii() and number.isdecimal()):  # "²" is a digit to str.isdigit, not to int()
+        number = render.positive_number(rest)
+        if number is None:
             raise UserError("Give the article's number after /remove, e.g. /remove 3.")
-        article = engine.remove(int(number))
+        article = engine.remove(number)
         say(f"Removed #{article.id} {article.title}.")
     elif command.startswith("/"):
         say(f"Unknown command {command}. /help lists what I understand.")

@@ -94,6 +94,13 @@ def article_line(a: Article) -> str:
     return f"#{a.id:<4} {source_line(a)}  ({plural(a.passages, 'passage')})"
 
 
+def positive_number(text: str) -> int | None:
+    """A number a user typed (an article's, a page's): ASCII digits, at least 1; None otherwise ("²" is a
+    digit to str.isdigit, not to int)."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdecimal() and int(text) > 0 else None
+
+
 def plural(n: int, noun: str) -> str:
     """ "1 passage", "3 passages"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

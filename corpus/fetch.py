@@ -263,16 +263,22 @@ def _next_hop(response: httpx.Response, current: httpx.URL, label: str, seen: se
     return checked
 
 
-def _kind(response: httpx.Response, url: httpx.URL, label: str) -> str:
-    """The format to extract, from the content type (or the URL's suffix when the server does not say)."""
-    declared = response.headers.get("content-type", "")
-    mime = declared.split(";")[0].strip().lower()
+def suffix_for_type(mime: str) -> str | None:
+    """The format to extract for a content type ("application/pdf" -> ".pdf"), None for one not read."""
     if mime in _HTML_TYPES:
         return ".html"
     if mime in _TEXT_TYPES:
         return ".txt"
-    if mime in _BINARY_TYPES:
-        return _BINARY_TYPES[mime]
+    return _BINARY_TYPES.get(mime)
+
+
+def _kind(response: httpx.Response, url: httpx.URL, label: str) -> str:
+    """The format to extract, from the content type (or the URL's suffix when the server does not say)."""
+    declared = response.headers.get("content-type", "")
+    mime = declared.split(";")[0].strip().lower()
+    kind = suffix_for_type(mime)
+    if kind is not None:
+        return kind
     suffix = PurePosixPath(url.path).suffix.lower()
     if mime in _UNTYPED and suffix in SUPPORTED_SUFFIXES:
         return ".html" if suffix == ".htm" else suffix

@@ -340,9 +340,9 @@ def help_message(*, is_admin: bool, can_add: bool, private: bool, suffixes: Iter
         "/list: browse the articles",
     ]
     if can_add:
-        types = " ".join(sorted(set(suffixes) - {".htm"}))
         lines.append("/add URL: add an article from the web (or /add with pasted text, first line the title)")
-        lines.append(f"Send a file to add it ({esc(types)}){'' if private else ' with the caption /add'}.")
+        where = "" if private else " with the caption /add"
+        lines.append(f"Send a file to add it ({esc(file_kinds(suffixes))}){where}.")
     if is_admin:
         lines.append("Admin: /remove ID, /reindex, /stats")
     lines.append("/help: this message")
@@ -368,11 +368,15 @@ def anonymous_refusal(command: str) -> str:
     )
 
 
-def not_text(suffixes: frozenset[str] | set[str]) -> str:
-    kinds = " ".join(sorted(set(suffixes) - {".htm"}))
+def file_kinds(suffixes: Iterable[str]) -> str:
+    """The file kinds the bot reads, as users know them (".htm" is ".html")."""
+    return " ".join(sorted(set(suffixes) - {".htm"}))
+
+
+def not_text(suffixes: Iterable[str]) -> str:
     return (
         "I only read text. Ask your question in a message, or add an article: send me the file "
-        f"({kinds}), a link with /add, or /add followed by the text."
+        f"({file_kinds(suffixes)}), a link with /add, or /add followed by the text."
     )
 
 

@@ -20,12 +20,13 @@ from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.render import positive_number
 from bot.telegram import callbacks
 from bot.telegram import format as fmt
 from bot.telegram.access import Action
 from bot.telegram.context import BotContext
 from corpus.extract import SUPPORTED_SUFFIXES
-from engine.config import TELEGRAM_SHARED_SENDERS
+from corpus.fetch import suffix_for_type
 from engine.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -38,14 +39,6 @@ TYPING_EVERY_S = 4.5
 # message is a list to paste over several messages, or a way to keep the bot busy.
 MAX_LINKS_PER_ADD = 10
 _MESSAGES = filters.UpdateType.MESSAGE  # edited messages are not questions asked again
-# What a document without a usable file name is read as, by the type Telegram gives.
-_SUFFIX_OF_MIME = {
-    "text/plain": ".txt",
-    "text/markdown": ".md",
-    "text/html": ".html",
-    "application/pdf": ".pdf",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
-}
 T = TypeVar("T")
 
 
@@ -128,21 +121,18 @@ async def typing(context: BotContext, chat_id: int) -> AsyncIterator[None]:
             await asyncio.wait_for(task, 1.0)
 
 
-def _thread(update: Update) -> int | None:
-    """The forum topic the update came from (a message sent to the chat should land there too)."""
-    message = update.effective_message
+def _topic(message: Message | None) -> int | None:
+    """The forum topic a message is in (a message sent to its chat should land there too)."""
     return message.message_thread_id if message is not None and message.is_topic_message else None
 
 
 def _sender(update: Update) -> int:
     """Who sent it, for rate limits and list buttons: the user, or the group or channel a message was sent as
-    (anonymous admins of every group share one user id; each group is its own sender)."""
+    (`sender_chat`: anonymous admins of every group share one user id; each group is its own sender)."""
     message = update.effective_message if update.callback_query is None else None
-    user = update.effective_user
     if message is not None and message.sender_chat is not None:
         return message.sender_chat.id
-    if user is not None and user.id in TELEGRAM_SHARED_SENDERS and update.effective_chat is not None:
-        return update.effective_chat.id
+    user = update.effective_user
     return user.id if user is not None else 0
 
 
@@ -151,11 +141,6 @@ async def _adding(context: BotContext, fn: Callable[..., T], *args: Any, **kwarg
     them, never a thread that questions are answered on."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(context.adds, functools.partial(fn, *args, **kwargs))
-
-
-def _decimal(text: str) -> int | None:
-    """A positive whole number written with ASCII digits ("²" is a digit to str.isdigit, not to int)."""
-    return int(text) if text.isascii() and text.isdecimal() and int(text) > 0 else None
 
 
 def _added_by(update: Update) -> str:
@@ -253,7 +238,9 @@ async def on_passage(update: Update, context: BotContext) -> None:
         chat = update.effective_chat
         assert chat is not None
         for part in parts:
-            await context.bot.send_message(chat.id, part, parse_mode=ParseMode.HTML, message_thread_id=_thread(update))
+            await context.bot.send_message(
+                chat.id, part, parse_mode=ParseMode.HTML, message_thread_id=_topic(update.effective_message)
+            )
 
 
 # ---- adding ----------------------------------------------------------------------------------------
@@ -311,12 +298,12 @@ async def on_document(update: Update, context: BotContext) -> None:
     doc = message.document
     name = doc.file_name or "the file"
     suffix = Path(doc.file_name or "").suffix.lower()
-    if not suffix and doc.mime_type in _SUFFIX_OF_MIME:  # no name, or a name without a suffix: read the type
-        suffix = _SUFFIX_OF_MIME[doc.mime_type]
+    typed = suffix_for_type(doc.mime_type or "")  # no name, or one without a suffix: read it by its type, as a link
+    if not suffix and typed is not None:
+        suffix = typed
         name = f"{Path(doc.file_name or 'document').name}{suffix}"
     if suffix not in SUPPORTED_SUFFIXES:
-        kinds = " ".join(sorted(SUPPORTED_SUFFIXES - {".htm"}))
-        await say(update, f"Could not add {fmt.esc(name)}: I can only read {kinds} files.")
+        await say(update, f"Could not add {fmt.esc(name)}: I can only read {fmt.file_kinds(SUPPORTED_SUFFIXES)} files.")
         return
     limit = min(int(context.settings.corpus.max_file_mb * 1_000_000), TELEGRAM_DOWNLOAD_LIMIT)
     if doc.file_size is not None and doc.file_size > limit:
@@ -358,7 +345,7 @@ async def on_list(update: Update, context: BotContext) -> None:
     assert message is not None and user is not None
     if not await admit(update, context, "ask", "/list"):
         return
-    number = _decimal(_command_body(message))
+    number = positive_number(_command_body(message))
     page = number - 1 if number is not None else 0
     # a list asked for as a group or channel (anonymous admins) can be paged by anyone: owner 0
     text, markup = await _page(context, page, user.id if _sender(update) == user.id else 0)
@@ -449,7 +436,7 @@ async def on_remove(update: Update, context: BotContext) -> None:
     assert message is not None
     if not await admit(update, context, "admin", "/remove"):
         return
-    number = _decimal(_command_body(message))
+    number = positive_number(_command_body(message))
     if number is None:
         await say(update, "Send /remove with the article's number, as /list shows it, e.g. <i>/remove 3</i>.")
         return
@@ -527,9 +514,10 @@ async def _conclude(context: BotContext, status: Message, text: str, wait_s: flo
         except TelegramError as exc:
             log.warning("reindex result not edited in (attempt %d): %s", attempt + 1, exc)
             wait_s = 1.0
-    thread = status.message_thread_id if status.is_topic_message else None
     try:
-        await context.bot.send_message(status.chat_id, text, parse_mode=ParseMode.HTML, message_thread_id=thread)
+        await context.bot.send_message(
+            status.chat_id, text, parse_mode=ParseMode.HTML, message_thread_id=_topic(status)
+        )
     except TelegramError as exc:  # flood control longer than the tries above: the log keeps the result
         log.error("reindex result not shown in chat %s (%s): %s", status.chat_id, exc, text)
 
@@ -561,7 +549,9 @@ async def on_error(update: object, context: BotContext) -> None:
                 with contextlib.suppress(TelegramError):
                     await update.callback_query.answer("Sorry, something went wrong. It has been logged.")
             elif update.effective_chat is not None:
-                await context.bot.send_message(update.effective_chat.id, fmt.SORRY, message_thread_id=_thread(update))
+                await context.bot.send_message(
+                    update.effective_chat.id, fmt.SORRY, message_thread_id=_topic(update.effective_message)
+                )
         admin_chat = context.settings.telegram.admin_chat_id if context.bot_data.settings else None
         if admin_chat is not None and error is not None:
             trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
