@@ -201,3 +201,52 @@ def asks_with_negation(question: str) -> bool:
 def holds_negation(sentence: str) -> bool:
     """The sentence says something did not happen: a negation word or a negative verb ("declined")."""
     return _SENTENCE_NEGATION.search(sentence) is not None
+
+
+# The names and numbers a question is about ("When did the Normans reach Italy?": Normans, Italy; "in 1066").
+# SQuAD 2.0's writers made many questions unanswerable by swapping one of them for another (Rajpurkar et al.
+# 2018, "entity swap"), and a question asked of the wrong collection names what the collection never mentions.
+_NAME_WORD = re.compile(r"[^\W_][\w\-]*")
+_NOT_NAMES = word_set("i what which who whom whose when where why how")
+
+
+def question_names(question: str) -> list[str]:
+    """The question's capitalised words after its first, and its words holding a digit, lowercased, unique;
+    without a possessive "'s"."""
+    out: dict[str, None] = {}
+    for i, m in enumerate(_NAME_WORD.finditer(question.replace("\u2019", "'"))):
+        word = m.group()
+        if (i and word[0].isupper() and word.lower() not in _NOT_NAMES) or any(ch.isdigit() for ch in word):
+            out.setdefault(word.lower(), None)
+    return list(out)
+
+
+def names_missing(names: Sequence[str], text: str) -> float:
+    """The share of `names` that no word of `text` begins with ("Egypt" is in "Egyptian"), in [0, 1]."""
+    if not names:
+        return 0.0
+    low = text.lower()
+    return sum(1 for n in names if not re.search(rf"(?<!\w){re.escape(n)}", low)) / len(names)
+
+
+# Opposites a question can be turned into an unanswerable one with ("What is the smallest ...?" of a text
+# about the largest; SQuAD 2.0's "antonym" kind) and which otherwise share every word with the sentence.
+_OPPOSITES = (
+    "largest smallest, biggest smallest, highest lowest, most least, first last, earliest latest, before after, "
+    "increase decrease, maximum minimum, oldest youngest, oldest newest, longest shortest, best worst, more less, "
+    "major minor, larger smaller, higher lower, greater lesser, older younger, north south, east west, early late, "
+    "top bottom, win lose, rise fall, strongest weakest, common rare, positive negative, inside outside, "
+    "public private, internal external"
+)
+OPPOSITE: dict[str, frozenset[str]] = {}
+for _pair in _OPPOSITES.split(", "):
+    _a, _b = _pair.split()
+    OPPOSITE[_a] = OPPOSITE.get(_a, frozenset()) | {_b}
+    OPPOSITE[_b] = OPPOSITE.get(_b, frozenset()) | {_a}
+
+
+def says_the_opposite(question: str, text: str) -> bool:
+    """The question holds a word ("largest") that `text` lacks while holding its opposite ("smallest")."""
+    asked = {w.lower() for w in WORD.findall(question)}
+    held = {w.lower() for w in WORD.findall(text)}
+    return any(w in OPPOSITE and w not in held and OPPOSITE[w] & held for w in asked)

@@ -769,3 +769,38 @@ def test_refuses_is_the_decision_compose_takes(embedder: Any) -> None:
             assert composer.refuses(answer.signals, answer_settings) is answer.abstained
             decided.append(answer.abstained)
     assert True in decided and False in decided
+
+
+@pytest.mark.parametrize(
+    ("question", "names"),
+    [
+        ("When did the Normans reach Italy?", ["normans", "italy"]),
+        ("What did Trump\u2019s lawyers file in 2022?", ["trump", "2022"]),  # the possessive is not the name
+        ("Who won?", []),  # a question's first word is capitalised anyway
+        ("Which team did I see in Game 7?", ["game", "7"]),  # "I" names nobody
+        ("How many F-16s were sold?", ["f-16s"]),
+    ],
+)
+def test_question_names(question: str, names: list[str]) -> None:
+    assert lexical.question_names(question) == names
+
+
+def test_names_missing_is_the_share_no_word_begins_with() -> None:
+    names = lexical.question_names("Why did Egypt close the Suez canal in 1956?")
+    assert lexical.names_missing(names, "The Egyptian government closed the Suez Canal in 1956.") == 0.0
+    assert lexical.names_missing(names, "The government closed the canal in 1957.") == 1.0
+    assert lexical.names_missing(names, "Egypt closed the canal in 1967.") == pytest.approx(2 / 3)
+    assert lexical.names_missing([], "Anything.") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "opposite"),
+    [
+        ("What is the smallest state?", "Alaska is the largest state.", True),
+        ("What is the smallest state?", "Rhode Island is the smallest state, Alaska the largest.", False),
+        ("Who came last in the race?", "She came first in the race.", True),
+        ("What is the largest state?", "Alaska is a state.", False),  # no opposite, just not said
+    ],
+)
+def test_says_the_opposite(question: str, text: str, opposite: bool) -> None:
+    assert lexical.says_the_opposite(question, text) is opposite
