@@ -804,3 +804,33 @@ def test_names_missing_is_the_share_no_word_begins_with() -> None:
 )
 def test_says_the_opposite(question: str, text: str, opposite: bool) -> None:
     assert lexical.says_the_opposite(question, text) is opposite
+
+
+def test_a_question_naming_what_the_article_never_mentions_is_refused(embedder: Any) -> None:
+    article = make_article(
+        1,
+        "Harbour bridge\nThe new harbour bridge opened on Monday after four years of work.\n"
+        "Mayor Alice Brown said the bridge cost 80 million dollars.\n",
+    )
+    hits = as_hits(paragraph_chunks(article, first_id=10))
+
+    def ask(question: str) -> Answer:
+        answer = compose(question, hits, {1: article}, embedder, AnswerSettings())
+        assert_traceable(answer, {1: article}, hits)
+        return answer
+
+    for named, unnamed in [
+        ("When did the Sydney bridge open?", "When did the bridge open?"),
+        ("How much did the bridge in Boston cost?", "How much did the bridge cost?"),
+    ]:
+        answered, refused = ask(unnamed), ask(named)
+        assert not answered.abstained and answered.signals["names_missing"] == 0.0
+        assert refused.abstained and refused.signals["names_missing"] == 1.0
+        assert refused.closest[0].quote == answered.citations[0].quote  # the same sentence, now doubted
+        # What refused it is the missing name: without that term the confidence clears the bar.
+        z = composer.C_BIAS + sum(
+            w * refused.signals[k] for k, w in composer.CONFIDENCE_WEIGHTS.items() if k != "names_missing"
+        )
+        assert 1 / (1 + math.exp(-z)) >= AnswerSettings().min_confidence > refused.confidence
+    named_right = ask("How much did the harbour bridge cost, according to Mayor Brown?")
+    assert not named_right.abstained and named_right.signals["names_missing"] == 0.0
