@@ -208,15 +208,24 @@ def holds_negation(sentence: str) -> bool:
 # 2018, "entity swap"), and a question asked of the wrong collection names what the collection never mentions.
 _NAME_WORD = re.compile(r"[^\W_][\w\-]*")
 _NOT_NAMES = word_set("i what which who whom whose when where why how")
+# Title case capitalises every word but a few short ones (kept lower: _TITLE_LOWER), stop words too ("How Many
+# Civilians Died?"), which names rarely hold ("The Islamic State", "Alexander I", "US" do).
+_TITLE_LOWER = word_set("a an and at by for in of on or the to")
+_TITLE_SMALL = STOPWORDS - word_set("i us the a an")
 
 
 def question_names(question: str) -> list[str]:
     """The question's capitalised words after its first, and its words holding a digit, lowercased, unique;
-    without a possessive "'s"."""
+    without a possessive "'s". A question written in capitals or in title case ("How Many Civilians Died?")
+    names nothing by its capitals."""
+    words = _NAME_WORD.findall(question.replace("\u2019", "'"))
+    rest = [w for w in words[1:] if w.isalpha() and w.lower() not in _TITLE_LOWER]
+    title_case = all(w[0].isupper() for w in rest) and any(w.lower() in _TITLE_SMALL for w in rest)
+    capitals = not question.isupper() and not title_case
     out: dict[str, None] = {}
-    for i, m in enumerate(_NAME_WORD.finditer(question.replace("\u2019", "'"))):
-        word = m.group()
-        if (i and word[0].isupper() and word.lower() not in _NOT_NAMES) or any(ch.isdigit() for ch in word):
+    for i, word in enumerate(words):
+        named = capitals and i and word[0].isupper() and word.lower() not in _NOT_NAMES
+        if named or any(ch.isdigit() for ch in word):
             out.setdefault(word.lower(), None)
     return list(out)
 

@@ -58,11 +58,15 @@ def _handle(engine: Engine, line: str, stdin: TextIO, say: Callable[[str], None]
         for r in engine.add(rest.split(), added_by="console"):
             say(_added(r))
     elif command == "/paste":
+        if stdin.isatty():
+            say("Paste the text, then a line with a single '.' to add it (Ctrl-D cancels).")
         lines = []
-        for raw in stdin:
+        for raw in iter(stdin.readline, ""):
             if raw.strip() == ".":
                 break
             lines.append(raw.rstrip("\n"))
+        else:  # the input ended first: a cut-off paste (or Ctrl-D) is not an article
+            raise UserError("The text ended before a line with a single '.': nothing was added.")
         say(_added(engine.add_text("\n".join(lines), title=rest.strip() or None, added_by="console")))
     elif command == "/remove":
         number = render.positive_number(rest)

@@ -116,7 +116,7 @@ def load_jsonl(path: Path) -> EvalSet:
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        where = f"{path.name} line {n}"
+        where = f"{path} line {n}"
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -218,7 +218,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise UserError(f"{path.name} line {n}: not valid JSON ({exc.msg})") from None
+                raise UserError(f"{path} line {n}: not valid JSON ({exc.msg})") from None
     return rows
 
 

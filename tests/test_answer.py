@@ -779,6 +779,10 @@ def test_refuses_is_the_decision_compose_takes(embedder: Any) -> None:
         ("Who won?", []),  # a question's first word is capitalised anyway
         ("Which team did I see in Game 7?", ["game", "7"]),  # "I" names nobody
         ("How many F-16s were sold?", ["f-16s"]),
+        ("How Many Civilians Died in 2015?", ["2015"]),  # title case: the capitals name nothing
+        ("Who did Alexander I marry?", ["alexander"]),  # not title case: "did" is lower
+        ("WHO WON THE NOBEL PRIZE IN 2012?", ["2012"]),
+        ("What did the US Senate pass?", ["us", "senate"]),
     ],
 )
 def test_question_names(question: str, names: list[str]) -> None:

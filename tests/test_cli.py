@@ -204,6 +204,16 @@ def test_console_commands_and_bad_numbers(make_engine: Any) -> None:
     assert "Removed #1 Harbour note." in text
 
 
+def test_console_paste_cut_off_by_the_end_of_input_adds_nothing(make_engine: Any) -> None:
+    from bot.console import chat
+
+    engine = make_engine()
+    out = io.StringIO()
+    assert chat(engine, io.StringIO("/paste Harbour note\nThe crane lifted 36 containers on Monday.\n"), out) == 0
+    assert "Sorry: The text ended before a line with a single '.': nothing was added." in out.getvalue()
+    assert engine.count() == 0
+
+
 def test_ask_batch_from_stdin(
     capsys: pytest.CaptureFixture[str], data_dir: Path, sample_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

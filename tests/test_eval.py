@@ -174,7 +174,7 @@ def test_usage_errors_name_the_problem(capsys: Any, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "ok?", "answers": ["x"]}\n{"question": 3}\n', encoding="utf-8")
     code, _, err = run(capsys, "eval", bad)
-    assert code == 1 and "bad.jsonl line 2" in err and '"question"' in err
+    assert code == 1 and f"{bad} line 2:" in err and '"question"' in err
     code, _, err = run(capsys, "eval", JSONL, "--split", "dev")
     assert code == 1 and "squad2 and realtimeqa" in err
     code, _, err = run(capsys, "eval", SQUAD, "--set", "answer.min_confidence=2")
