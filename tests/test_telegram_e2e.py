@@ -428,6 +428,26 @@ def test_a_question_deleted_before_its_answer_still_gets_it(api: BotApiEmulator,
     assert reply.reply_to is None
 
 
+def test_replies_stay_in_the_forum_topic_they_were_asked_in(api: BotApiEmulator, sample: Sent) -> None:
+    forum = -1004008
+    mark = api.mark(forum)
+    api.send_text(forum, 4008, f"/ask {QUESTION}", topic=7)
+    [answer] = api.wait_messages(forum, 1, after=mark)
+    answered_36(answer)
+    assert answer.topic == 7 and answer.reply_to is not None
+    mark = api.mark(forum)
+    api.send_text(forum, 4008, f"/ask {QUESTION}", topic=9, deleted=True)  # sent without the reply: topic kept
+    [answer] = api.wait_messages(forum, 1, after=mark)
+    answered_36(answer)
+    assert answer.topic == 9 and answer.reply_to is None
+    mark, reports = api.mark(forum), api.mark(ADMIN_CHAT)
+    api.fail_next("sendMessage", chat_id=forum)  # the error reply goes to the topic too
+    api.send_text(forum, 4008, "/help", topic=11)
+    [sorry] = api.wait_messages(forum, 1, after=mark)
+    assert sorry.text.startswith("Sorry, something went wrong") and sorry.topic == 11
+    api.wait_messages(ADMIN_CHAT, 1, after=reports)  # its report, before another test counts the reports
+
+
 def test_anonymous_admins_are_each_their_group_and_never_bot_admins(api: BotApiEmulator, sample: Sent) -> None:
     first, second = -1004006, -1004007
     mark = api.mark(first)
@@ -567,12 +587,13 @@ def test_flood_gets_one_slow_down_reply(api: BotApiEmulator, sample: Sent) -> No
 
 def test_an_unexpected_failure_gets_a_short_honest_reply(api: BotApiEmulator, sample: Sent) -> None:
     user = User(api, 6003)
+    reports = api.mark(ADMIN_CHAT)
     api.fail_next("sendMessage", chat_id=user.chat)  # Telegram has a bad moment
     [reply] = user.say("/help")
     assert reply.text == (
         "Sorry, something went wrong on my side while handling that. It has been logged; please try again later."
     )
-    [report] = api.wait_messages(ADMIN_CHAT, 1)
+    [report] = api.wait_messages(ADMIN_CHAT, 1, after=reports)
     assert report.text.startswith(f"Error (chat {user.chat})")
     assert "Traceback" in report.text and "injected fault" in report.text
     [trace] = report.entity_texts("pre")

@@ -75,6 +75,7 @@ class Sent:
     reply_markup: JSON | None
     at: float  # time.monotonic() when sent
     edits: list[tuple[float, str]] = field(default_factory=list)  # (when, new html)
+    topic: int | None = None  # the forum topic it was sent to (message_thread_id); None: the chat's general one
 
     def entity_texts(self, kind: str) -> list[str]:
         """Text covered by each entity of a type ('blockquote', 'text_link', 'bold', ...)."""
@@ -115,9 +116,12 @@ class _Chat:
     title: str | None = None
     next_message_id: int = 1
     messages: dict[int, JSON] = field(default_factory=dict)
+    forum: bool = False  # a supergroup with topics
 
     def as_json(self) -> JSON:
         out: JSON = {"id": self.id, "type": self.type}
+        if self.forum:
+            out["is_forum"] = True
         if self.title:
             out["title"] = self.title
         else:
@@ -276,14 +280,18 @@ class BotApiEmulator:
         date: int | None = None,
         deleted: bool = False,
         as_chat: bool = False,
+        topic: int | None = None,
     ) -> int:
         """A user types `text` in a chat (private: chat_id == user_id; groups: negative ids), now or at
         `date` (Unix time: a message that waited in the queue). `deleted`: the message is deleted before the
         bot can reply to it. `as_chat`: sent as the group itself, as an anonymous admin's messages are (from
-        GroupAnonymousBot, with `sender_chat`)."""
+        GroupAnonymousBot, with `sender_chat`). `topic`: sent in that forum topic of a supergroup."""
         with self._cond:
             chat = self._chat(chat_id)
             fields: JSON = {"text": text}
+            if topic is not None:
+                chat.forum = True
+                fields.update(message_thread_id=topic, is_topic_message=True)
             if as_chat:
                 fields["sender_chat"] = chat.as_json()
             if date is not None:
@@ -684,6 +692,9 @@ class BotApiEmulator:
                     "message_id": _int(p, "reply_to_message_id", 0),
                     "allow_sending_without_reply": _bool(p, "allow_sending_without_reply"),
                 }
+            topic = _int(p, "message_thread_id", 0) or None
+            if topic is not None and not chat.forum:
+                raise ApiError(400, "Bad Request: message thread not found")
             if params.get("message_id"):
                 target = chat.messages.get(int(params["message_id"]))
                 if target is None:
@@ -692,6 +703,9 @@ class BotApiEmulator:
                 else:
                     reply_to = int(params["message_id"])
                     fields["reply_to_message"] = target
+                    topic = topic or target.get("message_thread_id")  # a reply lands in its message's topic
+            if topic is not None:
+                fields.update(message_thread_id=topic, is_topic_message=True)
             msg = self._new_message(chat, self._bot_user(), **fields)
             sent = Sent(
                 chat.id,
@@ -702,6 +716,7 @@ class BotApiEmulator:
                 reply_to,
                 markup,
                 time.monotonic(),
+                topic=topic,
             )
             self._record(sent)
             self._cond.notify_all()
