@@ -236,26 +236,3 @@ def names_missing(names: Sequence[str], text: str) -> float:
         return 0.0
     low = text.lower()
     return sum(1 for n in names if not re.search(rf"(?<!\w){re.escape(n)}", low)) / len(names)
-
-
-# Opposites a question can be turned into an unanswerable one with ("What is the smallest ...?" of a text
-# about the largest; SQuAD 2.0's "antonym" kind) and which otherwise share every word with the sentence.
-_OPPOSITES = (
-    "largest smallest, biggest smallest, highest lowest, most least, first last, earliest latest, before after, "
-    "increase decrease, maximum minimum, oldest youngest, oldest newest, longest shortest, best worst, more less, "
-    "major minor, larger smaller, higher lower, greater lesser, older younger, north south, east west, early late, "
-    "top bottom, win lose, rise fall, strongest weakest, common rare, positive negative, inside outside, "
-    "public private, internal external"
-)
-OPPOSITE: dict[str, frozenset[str]] = {}
-for _pair in _OPPOSITES.split(", "):
-    _a, _b = _pair.split()
-    OPPOSITE[_a] = OPPOSITE.get(_a, frozenset()) | {_b}
-    OPPOSITE[_b] = OPPOSITE.get(_b, frozenset()) | {_a}
-
-
-def says_the_opposite(question: str, text: str) -> bool:
-    """The question holds a word ("largest") that `text` lacks while holding its opposite ("smallest")."""
-    asked = {w.lower() for w in WORD.findall(question)}
-    held = {w.lower() for w in WORD.findall(text)}
-    return any(w in OPPOSITE and w not in held and OPPOSITE[w] & held for w in asked)

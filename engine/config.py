@@ -112,10 +112,10 @@ class AnswerSettings(_Section):
         "fact type (0: all of them). Fewer is faster; see docs/benchmarks.md for the cost.",
     )
     min_confidence: float = Field(
-        0.14, ge=0, le=1, description="Below this confidence the bot says it could not find the answer."
+        0.18, ge=0, le=1, description="Below this confidence the bot says it could not find the answer."
     )
     off_topic_cosine: float = Field(
-        0.58,
+        0.44,
         ge=0,
         le=1,
         description="The question is off the collection's topics, and refused, when the best passage's cosine is "

@@ -797,19 +797,6 @@ def test_names_missing_is_the_share_no_word_begins_with() -> None:
     assert lexical.names_missing([], "Anything.") == 0.0
 
 
-@pytest.mark.parametrize(
-    ("question", "text", "opposite"),
-    [
-        ("What is the smallest state?", "Alaska is the largest state.", True),
-        ("What is the smallest state?", "Rhode Island is the smallest state, Alaska the largest.", False),
-        ("Who came last in the race?", "She came first in the race.", True),
-        ("What is the largest state?", "Alaska is a state.", False),  # no opposite, just not said
-    ],
-)
-def test_says_the_opposite(question: str, text: str, opposite: bool) -> None:
-    assert lexical.says_the_opposite(question, text) is opposite
-
-
 def test_a_question_naming_what_the_article_never_mentions_is_refused(embedder: Any) -> None:
     article = make_article(
         1,
@@ -824,8 +811,8 @@ def test_a_question_naming_what_the_article_never_mentions_is_refused(embedder: 
         return answer
 
     for named, unnamed in [
-        ("When did the Sydney bridge open?", "When did the bridge open?"),
-        ("How much did the bridge in Boston cost?", "How much did the bridge cost?"),
+        ("When did the Sydney harbour bridge open?", "When did the harbour bridge open?"),
+        ("How much did the Boston bridge cost?", "How much did the bridge cost?"),
     ]:
         answered, refused = ask(unnamed), ask(named)
         assert not answered.abstained and answered.signals["names_missing"] == 0.0

@@ -14,7 +14,7 @@ def asked(kind: str, confidence: float, passage_cosine: float, words_held: float
     """An answer whose signals give `confidence` (carried by the sentence cosine; the other signals at 0)."""
     logit = math.log(confidence / (1 - confidence))
     cosine = (logit - C_BIAS - CONFIDENCE_WEIGHTS["passage_cosine"] * passage_cosine) / CONFIDENCE_WEIGHTS["cosine"]
-    signals = dict.fromkeys(("soft", "fact_missing", "negation_missing", "lexical"), 0.0)
+    signals = dict.fromkeys(("soft", "fact_missing", "negation_missing", "names_missing", "lexical"), 0.0)
     signals.update(cosine=cosine, passage_cosine=passage_cosine, words_held=words_held)
     return Asked(kind, answerable, signals)
 
