@@ -6,6 +6,7 @@ the overlap of the question's rarer words is what separates them.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import re
@@ -206,33 +207,64 @@ def holds_negation(sentence: str) -> bool:
 # The names and numbers a question is about ("When did the Normans reach Italy?": Normans, Italy; "in 1066").
 # SQuAD 2.0's writers made many questions unanswerable by swapping one of them for another (Rajpurkar et al.
 # 2018, "entity swap"), and a question asked of the wrong collection names what the collection never mentions.
-_NAME_WORD = re.compile(r"[^\W_][\w\-]*")
+_NAME_WORD = re.compile(r"\d+(?:[.,]\d+)*[\w\-]*|[^\W_][\w\-]*")  # "2,000" is one word
 _NOT_NAMES = word_set("i what which who whom whose when where why how")
 # Title case capitalises every word but a few short ones (kept lower: _TITLE_LOWER), stop words too ("How Many
 # Civilians Died?"), which names rarely hold ("The Islamic State", "Alexander I", "US" do).
 _TITLE_LOWER = word_set("a an and at by for in of on or the to")
 _TITLE_SMALL = STOPWORDS - word_set("i us the a an")
+_SENTENCE_GAP = re.compile(r"[.?!:]\W*\s\W*\Z")  # between the last word of a sentence and the next one
+_POSSESSIVE = re.compile(r"['\u2019]s\b")
+
+
+def _name_key(word: str) -> str:
+    return word.lower().replace(",", "") if word[0].isdigit() else word.lower()
 
 
 def question_names(question: str) -> list[str]:
-    """The question's capitalised words after its first, and its words holding a digit, lowercased, unique;
-    without a possessive "'s". A question written in capitals or in title case ("How Many Civilians Died?")
-    names nothing by its capitals."""
-    words = _NAME_WORD.findall(question.replace("\u2019", "'"))
-    rest = [w for w in words[1:] if w.isalpha() and w.lower() not in _TITLE_LOWER]
+    """The question's capitalised words, but the first of each of its sentences, and its numbers, lowercased,
+    unique; without a possessive "'s". A question written in capitals or in title case ("How Many Civilians
+    Died?") names nothing by its capitals."""
+    text = _POSSESSIVE.sub("", question)
+    found = list(_NAME_WORD.finditer(text))
+    opening = [
+        i == 0
+        or (_SENTENCE_GAP.search(text[found[i - 1].end() : m.start()]) is not None and len(found[i - 1].group()) > 2)
+        for i, m in enumerate(found)
+    ]  # "... this week. According to the Fed, ...": "According" opens a sentence; "Dr. Smith" does not
+    words = [m.group() for m in found]
+    rest = [w for w, o in zip(words, opening, strict=True) if not o and w.isalpha() and w.lower() not in _TITLE_LOWER]
     title_case = all(w[0].isupper() for w in rest) and any(w.lower() in _TITLE_SMALL for w in rest)
     capitals = not question.isupper() and not title_case
     out: dict[str, None] = {}
-    for i, word in enumerate(words):
-        named = capitals and i and word[0].isupper() and word.lower() not in _NOT_NAMES
-        if named or any(ch.isdigit() for ch in word):
-            out.setdefault(word.lower(), None)
+    for word, opens in zip(words, opening, strict=True):
+        named = (
+            capitals
+            and not opens
+            and len(word) > 1  # not "I", nor the letters of "U.S."
+            and word[0].isupper()
+            and (word.lower() not in _NOT_NAMES or word.isupper())  # "WHO" the organisation
+        )
+        if named or word[0].isdigit() or any(ch.isdigit() for ch in word):
+            out.setdefault(_name_key(word), None)
     return list(out)
 
 
 def names_missing(names: Sequence[str], text: str) -> float:
-    """The share of `names` that no word of `text` begins with ("Egypt" is in "Egyptian"), in [0, 1]."""
+    """The share of `names` that the text does not mention, in [0, 1]: a name is mentioned when a word of the
+    text begins with it ("Egypt" in "Egyptian"), with it less a plural "s" ("F-16s" in "F-16"), or, for a
+    hyphenated name, with one of its parts of three letters or more ("Obama-era" in "Obama")."""
     if not names:
         return 0.0
-    low = text.lower()
-    return sum(1 for n in names if not re.search(rf"(?<!\w){re.escape(n)}", low)) / len(names)
+    words = sorted({_name_key(m.group()) for m in _NAME_WORD.finditer(text)})
+
+    def begins(prefix: str) -> bool:
+        i = bisect.bisect_left(words, prefix)
+        return i < len(words) and words[i].startswith(prefix)
+
+    def mentioned(name: str) -> bool:
+        forms = [name, name[:-1]] if len(name) > 3 and name.endswith("s") else [name]
+        forms += [part for part in name.split("-") if len(part) > 2] if "-" in name else []
+        return any(begins(form) for form in forms)
+
+    return sum(1 for n in names if not mentioned(n)) / len(names)

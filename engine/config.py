@@ -115,7 +115,7 @@ class AnswerSettings(_Section):
         0.18, ge=0, le=1, description="Below this confidence the bot says it could not find the answer."
     )
     off_topic_cosine: float = Field(
-        0.44,
+        0.46,
         ge=0,
         le=1,
         description="The question is off the collection's topics, and refused, when the best passage's cosine is "
