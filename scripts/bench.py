@@ -510,7 +510,7 @@ def _targets(res: dict[str, Any]) -> list[str]:
     out += [
         "",
         "A missed target is reported with its figure; nothing here was tuned on the test split (the refusal "
-        "rule's form was revisited after a run's test-half figure, as said above).",
+        "rule's form was revisited once after a run's test-half figure: docs/history.md, Refusing).",
         "",
     ]
     return out
