@@ -81,8 +81,8 @@ SOFT_CANDIDATES = 12
 # collection; the article's title counts as mentioned): dev AUROC 0.835 -> 0.837. Kept because the refusal
 # rule, rerun with it on the dev halves (scripts.choose_refusal), refuses fewer of SQuAD's dev answerable
 # questions (18.9 % against 20.8 in a refit without it) at the same share of RealTimeQA's dev weeks (6.8 %);
-# other signals tried with it are in docs/history.md. The
-# refusal thresholds (min_confidence, off_topic_*) were chosen on the dev halves after it: docs/benchmarks.md.
+# other signals tried with it are in docs/history.md. The refusal thresholds (min_confidence, off_topic_*)
+# were chosen on the dev halves after it: docs/benchmarks.md.
 C_BIAS = -6.40
 CONFIDENCE_WEIGHTS = {
     "cosine": 5.24,

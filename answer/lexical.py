@@ -245,7 +245,7 @@ def question_names(question: str) -> list[str]:
             and word[0].isupper()
             and (word.lower() not in _NOT_NAMES or word.isupper())  # "WHO" the organisation
         )
-        if named or word[0].isdigit() or any(ch.isdigit() for ch in word):
+        if named or any(ch.isdigit() for ch in word):
             out.setdefault(_name_key(word), None)
     return list(out)
 
